@@ -1,0 +1,38 @@
+import net from 'node:net';
+
+/** Splits `host:port` or `[v6]:port`. */
+export function splitHostPort(address: string): { host: string; port: number } {
+  const m = /^\[(.+)\]:(\d+)$/.exec(address) ?? /^([^:]*):(\d+)$/.exec(address);
+  if (!m) throw new Error(`invalid listen address "${address}" (want host:port)`);
+  return { host: m[1] || '0.0.0.0', port: Number(m[2]) };
+}
+
+export interface BoundListener {
+  address: string;
+  /** The port actually bound (differs from the configured one when it was 0). */
+  port: number;
+  server: net.Server;
+  /** Stop accepting; open connections are not touched. */
+  close(): Promise<void>;
+}
+
+/** Binds a TCP listener; resolves once it accepts connections, rejects if the bind fails. */
+export function listen(address: string, onConnection: (socket: net.Socket) => void): Promise<BoundListener> {
+  const { host, port } = splitHostPort(address);
+  const server = net.createServer({ noDelay: true }, onConnection);
+  // Accept errors (EMFILE, ...) must not crash the process.
+  server.on('error', () => undefined);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, backlog: 1024 }, () => {
+      server.removeListener('error', reject);
+      const bound = server.address() as net.AddressInfo;
+      resolve({
+        address,
+        port: bound.port,
+        server,
+        close: () => new Promise((r) => server.close(() => r())),
+      });
+    });
+  });
+}

@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import { ErrorCodes, SwitchyardError } from '../../errors.js';
+import { ScramServer, msg, parsePasswordMessage, parseSASLInitialResponse, md5Password } from '../../protocol/pg/index.js';
+
+/**
+ * Stands in for the password of an unknown user: fixed per process so its
+ * SCRAM keys are cached like a real user's and the work done is the same.
+ */
+const UNKNOWN_USER_PASSWORD = randomBytes(24).toString('base64');
+
+export type ClientAuthMethod = 'scram-sha-256' | 'md5';
+
+/**
+ * Client authentication as a small state machine fed with password-message
+ * payloads ('p'). An unknown user goes through exactly the same exchange with a
+ * random password, so the answer (28P01) and the work done are the same as for
+ * a wrong password.
+ */
+export class ClientAuthenticator {
+  private step: 'initial' | 'scram-final' | 'md5' | 'done' = 'initial';
+  private scram: ScramServer | null = null;
+  private readonly salt = randomBytes(4);
+  private readonly known: boolean;
+  private readonly password: string;
+
+  constructor(
+    private readonly method: ClientAuthMethod,
+    private readonly user: string,
+    password: string | undefined,
+  ) {
+    this.known = password !== undefined;
+    this.password = password ?? UNKNOWN_USER_PASSWORD;
+  }
+
+  /** The first authentication request to send. */
+  begin(): Buffer {
+    if (this.method === 'md5') {
+      this.step = 'md5';
+      return msg.authenticationMD5Password(this.salt);
+    }
+    return msg.authenticationSASL(['SCRAM-SHA-256']);
+  }
+
+  /**
+   * Handles one 'p' payload. Returns the next message to send, or 'ok' when the
+   * client is authenticated (the caller sends AuthenticationOk and the rest).
+   * Throws AUTH_FAILED (same message for every failure) or PROTOCOL_VIOLATION.
+   */
+  next(payload: Buffer): { send: Buffer; done: boolean } {
+    switch (this.step) {
+      case 'md5': {
+        const got = parsePasswordMessage(payload);
+        const want = md5Password(this.user, this.password, this.salt);
+        this.step = 'done';
+        if (!timingSafeEqualStr(got, want) || !this.known) throw this.failed();
+        return { send: msg.authenticationOk(), done: true };
+      }
+      case 'initial': {
+        const { mechanism, data } = parseSASLInitialResponse(payload);
+        if (mechanism !== 'SCRAM-SHA-256') {
+          throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, `unsupported SASL mechanism "${mechanism}"`);
+        }
+        this.scram = new ScramServer(this.password);
+        const serverFirst = this.scram.handleClientFirst(data.toString('utf8'));
+        this.step = 'scram-final';
+        return { send: msg.authenticationSASLContinue(serverFirst), done: false };
+      }
+      case 'scram-final': {
+        const clientFinal = payload.toString('utf8');
+        const result = this.scram!.handleClientFinal(clientFinal);
+        this.step = 'done';
+        if (!result.ok || !this.known) throw this.failed();
+        return { send: Buffer.concat([msg.authenticationSASLFinal(result.serverFinal!), msg.authenticationOk()]), done: true };
+      }
+      default:
+        throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, 'unexpected password message');
+    }
+  }
+
+  private failed(): SwitchyardError {
+    return new SwitchyardError(ErrorCodes.AUTH_FAILED, `password authentication failed for user "${this.user}"`);
+  }
+}
+
+function timingSafeEqualStr(a: string, b: string): boolean {
+  const ab = Buffer.from(a);
+  const bb = Buffer.from(b);
+  // Compare equal-length buffers so the time does not depend on where they differ.
+  const len = Math.max(ab.length, bb.length);
+  let diff = ab.length ^ bb.length;
+  for (let i = 0; i < len; i++) diff |= (ab[i] ?? 0) ^ (bb[i] ?? 0);
+  return diff === 0;
+}

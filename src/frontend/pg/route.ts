@@ -1,0 +1,38 @@
+import { ErrorCodes, SwitchyardError } from '../../errors.js';
+import type { Classification } from '../../sql/index.js';
+import type { RouteReason } from '../../routing/router.js';
+import type { PgClusterRuntime } from '../../runtime/pg-cluster.js';
+
+export interface RoutedTo {
+  node: string;
+  target: 'primary' | 'replica';
+  reason: RouteReason;
+}
+
+/**
+ * Routes one batch with the cluster's current snapshot. A write that finds no
+ * primary (failover in progress) waits up to failover.write_hold for a snapshot
+ * that has one, then fails with NO_PRIMARY; split brain fails at once.
+ */
+export async function decideRoute(
+  runtime: PgClusterRuntime,
+  statement: Classification,
+  listener: 'rw' | 'ro',
+  session: { causalPosition?: bigint | null } = {},
+): Promise<RoutedTo> {
+  const cfg = runtime.config;
+  const input = () => ({
+    statement,
+    listener,
+    snapshot: runtime.snapshot(),
+    routing: cfg.routing,
+    session: { pinnedNode: null, causalPosition: session.causalPosition ?? null },
+  });
+  let decision = runtime.router.route(input());
+  if (!decision.ok && decision.error === ErrorCodes.NO_PRIMARY && cfg.failover.write_hold > 0) {
+    const snap = await runtime.topology.waitFor((s) => s.primary !== null || s.splitBrain, cfg.failover.write_hold);
+    if (snap) decision = runtime.router.route(input());
+  }
+  if (!decision.ok) throw new SwitchyardError(decision.error, decision.message);
+  return { node: decision.node, target: decision.target, reason: decision.reason };
+}

@@ -1,0 +1,230 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { randomInt } from 'node:crypto';
+import { ErrorCodes, SwitchyardError, isSwitchyardError, pgSqlState } from '../../errors.js';
+import { PgFrameReader, msg, parseStartupPacket, type PgFrame } from '../../protocol/pg/index.js';
+import type { Logger } from '../../observability/logger.js';
+import type { PgClusterRuntime, StartupParams } from '../../runtime/pg-cluster.js';
+import { ClientAuthenticator } from './auth.js';
+import { PgSession } from './session.js';
+
+const PASSWORD_MESSAGE = 0x70; // 'p'
+
+export interface PgListenerContext {
+  runtime: PgClusterRuntime;
+  listener: 'rw' | 'ro';
+  tlsContext: tls.SecureContext | null;
+  log: Logger;
+  /** Counts clients across all clusters for limits.max_client_connections. */
+  admit(): boolean;
+  release(): void;
+}
+
+/**
+ * Runs one client connection from its first byte to the ready phase:
+ *   1. SSLRequest (TLS upgrade or 'N'), GSSENCRequest ('N'), CancelRequest;
+ *   2. StartupMessage: protocol version, user, database, parameters;
+ *   3. authentication (SCRAM-SHA-256) bounded by limits.auth_timeout;
+ *   4. a backend login with the same user/database/parameters (proves the
+ *      backend accepts them and yields the ParameterStatus set);
+ *   5. AuthenticationOk, ParameterStatus..., BackendKeyData, ReadyForQuery;
+ *   6. hand-over to PgSession.
+ * Nothing reaches a backend before step 4.
+ */
+export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): void {
+  const { runtime } = ctx;
+  const log = ctx.log;
+  let socket: net.Socket = raw;
+  let admitted = false;
+  let done = false;
+  let isTls = false;
+  let reader = new PgFrameReader({ maxMessageSize: Math.min(runtime.limits.max_message_size, 1 << 20), startup: true });
+  let auth: ClientAuthenticator | null = null;
+  let identity: { user: string; database: string; params: StartupParams } | null = null;
+
+  raw.setNoDelay(true);
+  const timer = setTimeout(() => fail(new SwitchyardError(ErrorCodes.AUTH_TIMEOUT, `authentication not completed within ${runtime.limits.auth_timeout}ms`)), runtime.limits.auth_timeout);
+  timer.unref();
+
+  const cleanup = () => {
+    clearTimeout(timer);
+    socket.removeListener('data', onData);
+  };
+  const onClose = () => {
+    if (done) return;
+    done = true;
+    cleanup();
+    if (admitted) {
+      ctx.release();
+      runtime.clientConnections--;
+    }
+  };
+  const fail = (err: unknown) => {
+    if (done) return;
+    const code = isSwitchyardError(err) ? err.code : ErrorCodes.INTERNAL;
+    const message = err instanceof Error ? err.message : String(err);
+    runtime.counters.error(code);
+    log.debug({ code, message }, 'client login failed');
+    if (socket.writable) socket.end(msg.errorResponse({ severity: 'FATAL', code: pgSqlState[code], message }));
+    setTimeout(() => socket.destroy(), 2000).unref();
+    onClose();
+  };
+
+  const onData = (chunk: Buffer) => {
+    let frames: PgFrame[];
+    try {
+      frames = reader.push(chunk);
+    } catch (e) {
+      return fail(e);
+    }
+    for (const frame of frames) {
+      if (done) return;
+      try {
+        if (frame.type === 0) onStartupFrame(frame);
+        else if (frame.type === PASSWORD_MESSAGE && auth) onPasswordFrame(frame);
+        else throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, `unexpected message type 0x${frame.type.toString(16)} during authentication`);
+      } catch (e) {
+        return fail(e);
+      }
+    }
+  };
+
+  const onStartupFrame = (frame: PgFrame) => {
+    const packet = parseStartupPacket(frame.payload);
+    switch (packet.kind) {
+      case 'ssl': {
+        const mode = runtime.config.tls?.mode ?? 'disable';
+        if (isTls || !ctx.tlsContext || mode === 'disable') {
+          socket.write(msg.sslNo());
+          return;
+        }
+        // Bytes sent after SSLRequest but before the handshake would bypass TLS: refuse them.
+        if (reader.buffered > 0) throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, 'unencrypted data after SSLRequest');
+        socket.removeListener('data', onData);
+        socket.write(msg.sslYes());
+        const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: ctx.tlsContext });
+        secure.on('error', (e) => {
+          log.debug({ err: e.message }, 'client TLS error');
+          secure.destroy();
+        });
+        secure.on('close', onClose);
+        socket = secure;
+        isTls = true;
+        reader = new PgFrameReader({ maxMessageSize: Math.min(runtime.limits.max_message_size, 1 << 20), startup: true });
+        socket.on('data', onData);
+        return;
+      }
+      case 'gssenc':
+        socket.write(msg.sslNo());
+        return;
+      case 'cancel':
+        runtime.cancel(packet.pid, packet.secret);
+        done = true;
+        cleanup();
+        socket.end();
+        return;
+      case 'unsupported':
+        throw new SwitchyardError(ErrorCodes.UNSUPPORTED, `unsupported frontend protocol ${packet.code >> 16}.${packet.code & 0xffff}: server supports 3.0 to 3.0`);
+      case 'startup':
+        return onStartup(packet.major, packet.minor, packet.params);
+    }
+  };
+
+  const onStartup = (major: number, minor: number, all: Record<string, string>) => {
+    if (major !== 3) throw new SwitchyardError(ErrorCodes.UNSUPPORTED, `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`);
+    if (!ctx.admit()) throw new SwitchyardError(ErrorCodes.TOO_MANY_CLIENTS, 'sorry, too many clients already');
+    admitted = true;
+    runtime.clientConnections++;
+    if (runtime.config.tls?.mode === 'require' && !isTls) throw new SwitchyardError(ErrorCodes.TLS_REQUIRED, 'this server requires SSL connections (tls.mode: require)');
+    const user = all['user'];
+    if (!user) throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, 'no PostgreSQL user name specified in startup packet');
+    if (all['replication'] && all['replication'] !== 'false' && all['replication'] !== '0') {
+      throw new SwitchyardError(ErrorCodes.UNSUPPORTED, 'replication connections are not supported through switchyard');
+    }
+    const params: StartupParams = {};
+    const unrecognized: string[] = [];
+    for (const [k, v] of Object.entries(all)) {
+      if (k === 'user' || k === 'database') continue;
+      if (k.startsWith('_pq_.')) unrecognized.push(k);
+      else params[k] = v;
+    }
+    if (minor > 0 || unrecognized.length > 0) socket.write(msg.negotiateProtocolVersion(0, unrecognized));
+    identity = { user, database: all['database'] || user, params };
+    reader.setStartup(false);
+    auth = new ClientAuthenticator('scram-sha-256', user, runtime.password(user));
+    socket.write(auth.begin());
+  };
+
+  const onPasswordFrame = (frame: PgFrame) => {
+    const step = auth!.next(frame.payload);
+    if (!step.done) {
+      socket.write(step.send);
+      return;
+    }
+    // Authenticated: stop reading until the session takes over (step 6).
+    socket.removeListener('data', onData);
+    socket.pause();
+    const authOk = step.send;
+    void finishLogin(authOk);
+  };
+
+  const finishLogin = async (authOk: Buffer) => {
+    const id = identity!;
+    try {
+      const params = await backendParameters(runtime, id.user, id.database, id.params);
+      if (done) return;
+      const pid = newPid(runtime);
+      const secret = randomInt(-0x80000000, 0x7fffffff);
+      const out: Buffer[] = [authOk];
+      for (const [name, value] of params) out.push(msg.parameterStatus(name, value));
+      out.push(msg.backendKeyData(pid, secret), msg.readyForQuery('I'));
+      socket.write(Buffer.concat(out));
+      done = true;
+      cleanup();
+      const rest = reader.takeRemainder();
+      const sessionLog = log.child({ session: pid, user: id.user });
+      new PgSession(socket, runtime, { ...id, pid, secret, listener: ctx.listener }, sessionLog, rest);
+      socket.once('close', () => ctx.release());
+      socket.resume();
+    } catch (e) {
+      fail(e);
+    }
+  };
+
+  socket.on('data', onData);
+  raw.on('close', () => {
+    if (!isTls) onClose();
+  });
+  raw.on('error', (e) => log.debug({ err: e.message }, 'client socket error during login'));
+}
+
+/**
+ * The ParameterStatus set a client sees after login: a real backend's, from a
+ * connection borrowed with the client's own user, database and parameters
+ * (primary first, so server_version and is_superuser are the primary's).
+ */
+async function backendParameters(runtime: PgClusterRuntime, user: string, database: string, params: StartupParams): Promise<Map<string, string>> {
+  const snap = runtime.snapshot();
+  const candidates = [...snap.nodes].filter((n) => n.up).sort((a, b) => Number(b.name === snap.primary) - Number(a.name === snap.primary));
+  let lastError: unknown = new SwitchyardError(ErrorCodes.BACKEND_CONNECT_FAILED, `no node of cluster ${runtime.name} is reachable`);
+  for (const node of candidates) {
+    try {
+      const { conn, pool } = await runtime.acquire(node.name, user, database, params);
+      const copy = new Map(conn.serverParams);
+      pool.release(conn);
+      return copy;
+    } catch (e) {
+      lastError = e;
+      // Authentication problems are the same on every node: report them at once.
+      if (isSwitchyardError(e) && e.code === ErrorCodes.BACKEND_AUTH_FAILED) break;
+    }
+  }
+  throw lastError;
+}
+
+function newPid(runtime: PgClusterRuntime): number {
+  for (;;) {
+    const pid = randomInt(1, 0x7fffffff);
+    if (!runtime.hasSessionPid(pid)) return pid;
+  }
+}

@@ -1,0 +1,5 @@
+export * from './framing.js';
+export * from './messages.js';
+export * from './build.js';
+export * from './auth.js';
+export { PgStreamScanner } from './scanner.js';

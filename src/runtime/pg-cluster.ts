@@ -1,0 +1,209 @@
+import { createHash } from 'node:crypto';
+import type { ClusterConfig, LimitsConfig } from '../config/types.js';
+import { connectPgBackend } from '../backend/pg/connect.js';
+import { PgBackendConn } from '../backend/pg/conn.js';
+import { Pool } from '../pool/pool.js';
+import { Classifier } from '../sql/index.js';
+import { Router, explainEligibility } from '../routing/router.js';
+import type { TopologySnapshot } from '../routing/topology.js';
+import type { Logger } from '../observability/logger.js';
+import type { ClusterStatus, Metrics, QueryCounters } from '../observability/metrics.js';
+import type { TopologyHolder } from '../topology/holder.js';
+
+/** The startup parameters that select a backend pool besides user and database. */
+export type StartupParams = Record<string, string>;
+
+/** Whatever a session registers so a CancelRequest can find it. */
+export interface Cancellable {
+  cancel(): void;
+}
+
+/**
+ * Everything a PostgreSQL cluster's client sessions share: its config, the
+ * topology snapshot, the classifier, the router, the backend pools and the
+ * registry of sessions by their proxy-made BackendKeyData.
+ */
+export class PgClusterRuntime {
+  classifier: Classifier;
+  readonly router = new Router();
+  readonly counters: QueryCounters;
+  /** ParameterStatus values of the first backend login, replayed to clients that log in. */
+  private readonly pools = new Map<string, { node: string; pool: Pool<PgBackendConn> }>();
+  private readonly sessions = new Map<number, { secret: number; session: Cancellable }>();
+  clientConnections = 0;
+
+  constructor(
+    public config: ClusterConfig,
+    public limits: LimitsConfig,
+    readonly topology: TopologyHolder,
+    readonly metrics: Metrics,
+    readonly log: Logger,
+  ) {
+    this.classifier = new Classifier({
+      dialect: 'postgres',
+      writeFunctions: config.routing.write_functions,
+      readFunctions: config.routing.read_functions,
+    });
+    this.counters = metrics.queryCounters(config.name);
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  snapshot(): TopologySnapshot {
+    return this.topology.current();
+  }
+
+  password(user: string): string | undefined {
+    return this.config.users.find((u) => u.name === user)?.password;
+  }
+
+  /**
+   * The pool for (node, user, database, startup parameters). Parameters are part
+   * of the key so a borrowed connection always carries the client's settings.
+   */
+  pool(node: string, user: string, database: string, params: StartupParams): Pool<PgBackendConn> {
+    const paramKey = Object.keys(params)
+      .sort()
+      .map((k) => `${k}=${params[k]}`)
+      .join('\u0001');
+    const key = `${node}\u0000${user}\u0000${database}\u0000${paramKey}`;
+    const found = this.pools.get(key);
+    if (found) return found.pool;
+    const nodeCfg = this.config.nodes.find((n) => n.name === node);
+    if (!nodeCfg) throw new Error(`unknown node ${node}`);
+    const password = this.password(user) ?? '';
+    const cfg = this.config;
+    let pool!: Pool<PgBackendConn>;
+    pool = new Pool<PgBackendConn>(
+      {
+        create: async () => {
+          const login = await connectPgBackend({
+            node,
+            host: nodeCfg.host,
+            port: nodeCfg.port,
+            user,
+            password,
+            database,
+            params,
+            tls: cfg.backend_tls,
+            connectTimeoutMs: Math.max(cfg.health.timeout, 5000),
+          });
+          const conn = new PgBackendConn(node, nodeCfg.host, nodeCfg.port, login.socket, login);
+          conn.onIdleClose = (c) => pool.discard(c);
+          return conn;
+        },
+        destroy: (conn) => conn.close(),
+      },
+      {
+        size: cfg.pool.size,
+        minIdle: 0,
+        acquireTimeoutMs: cfg.pool.acquire_timeout,
+        idleTimeoutMs: cfg.pool.idle_timeout,
+        name: `${cfg.name}/${node}/${user}/${database}`,
+      },
+    );
+    this.pools.set(key, { node, pool });
+    return pool;
+  }
+
+  /** Borrow a live connection, skipping (and discarding) any that broke while idle. */
+  async acquire(node: string, user: string, database: string, params: StartupParams): Promise<{ conn: PgBackendConn; pool: Pool<PgBackendConn> }> {
+    const pool = this.pool(node, user, database, params);
+    for (;;) {
+      const conn = await pool.acquire();
+      if (!conn.broken) return { conn, pool };
+      pool.discard(conn);
+    }
+  }
+
+  registerSession(pid: number, secret: number, session: Cancellable): void {
+    this.sessions.set(pid, { secret, session });
+  }
+
+  unregisterSession(pid: number): void {
+    this.sessions.delete(pid);
+  }
+
+  hasSessionPid(pid: number): boolean {
+    return this.sessions.has(pid);
+  }
+
+  /** A CancelRequest: only the right secret cancels, and nothing is said either way. */
+  cancel(pid: number, secret: number): void {
+    const s = this.sessions.get(pid);
+    if (s && s.secret === secret) s.session.cancel();
+  }
+
+  status(): ClusterStatus {
+    const snap = this.snapshot();
+    const budget = { bytes: this.config.routing.max_replica_lag.bytes, timeMs: this.config.routing.max_replica_lag.time };
+    const eligibility = explainEligibility(snap, budget);
+    return {
+      name: this.name,
+      protocol: 'postgres',
+      client_connections: this.clientConnections,
+      primary: snap.primary,
+      split_brain: snap.splitBrain,
+      max_replica_lag_bytes: budget.bytes,
+      max_replica_lag_seconds: budget.timeMs / 1000,
+      nodes: snap.nodes.map((n) => {
+        const pool = { active: 0, idle: 0, waiting: 0 };
+        for (const p of this.pools.values()) {
+          if (p.node !== n.name) continue;
+          const st = p.pool.stats();
+          pool.active += st.active;
+          pool.idle += st.idle;
+          pool.waiting += st.waiting;
+        }
+        const el = eligibility.get(n.name);
+        return {
+          name: n.name,
+          host: n.host,
+          port: n.port,
+          role: n.role,
+          up: n.up,
+          weight: n.weight,
+          lag_bytes: n.lagBytes,
+          lag_seconds: n.lagSeconds,
+          eligible: el?.eligible ?? false,
+          ineligible_reason: el?.eligible ? undefined : el?.reason,
+          drained: n.drained,
+          pool,
+        };
+      }),
+    };
+  }
+
+  /** Hot reload: new settings apply to the next statement; pools keep their connections. */
+  reconfigure(config: ClusterConfig, limits: LimitsConfig): void {
+    const r0 = this.config.routing;
+    const r1 = config.routing;
+    if (r0.write_functions.join() !== r1.write_functions.join() || r0.read_functions.join() !== r1.read_functions.join()) {
+      this.classifier = new Classifier({ dialect: 'postgres', writeFunctions: r1.write_functions, readFunctions: r1.read_functions });
+    }
+    this.config = config;
+    this.limits = limits;
+    for (const [key, { node, pool }] of this.pools) {
+      if (!config.nodes.some((n) => n.name === node)) {
+        // A removed node drains: no new borrowers, running transactions finish.
+        this.pools.delete(key);
+        void pool.drain();
+        continue;
+      }
+      pool.resize({ size: config.pool.size, acquireTimeoutMs: config.pool.acquire_timeout, idleTimeoutMs: config.pool.idle_timeout });
+    }
+  }
+
+  /** Close every pool (shutdown). */
+  async close(): Promise<void> {
+    for (const { pool } of this.pools.values()) pool.close();
+    this.pools.clear();
+  }
+}
+
+/** A stable, short fingerprint (for logs) that never contains the text itself. */
+export function fingerprint(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}

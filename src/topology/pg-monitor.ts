@@ -1,0 +1,161 @@
+import pg from 'pg';
+import type { ClusterConfig } from '../config/types.js';
+import { parseLsn } from '../routing/topology.js';
+import type { Logger } from '../observability/logger.js';
+import { buildSnapshot, nextHealth, pushSample, type NodeHealth, type NodeProbe, type PositionSample } from './decide.js';
+import type { TopologyHolder } from './holder.js';
+
+const PROBE_SQL =
+  'SELECT pg_is_in_recovery() AS r, ' +
+  'CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text AS pos';
+
+/**
+ * Probes every node of a PostgreSQL cluster each health.interval over one
+ * dedicated monitoring connection per node (re-opened when it breaks), and
+ * publishes a new snapshot after every round. The monitoring login is the
+ * cluster's first user, on database `postgres`.
+ */
+export class PgTopologyMonitor {
+  private readonly clients = new Map<string, pg.Client>();
+  private readonly health = new Map<string, NodeHealth>();
+  private readonly history: PositionSample[] = [];
+  private readonly drained = new Set<string>();
+  private timer: NodeJS.Timeout | null = null;
+  private version = 0;
+  private running = false;
+  private stopped = false;
+
+  constructor(
+    private config: ClusterConfig,
+    private readonly holder: TopologyHolder,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    void this.round();
+  }
+
+  /** Apply a reloaded config (node set, health settings). */
+  update(config: ClusterConfig): void {
+    this.config = config;
+    for (const name of [...this.clients.keys()]) if (!config.nodes.some((n) => n.name === name)) this.dropClient(name);
+  }
+
+  setDrained(node: string, drained: boolean): void {
+    if (drained) this.drained.add(node);
+    else this.drained.delete(node);
+    this.publish();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const name of [...this.clients.keys()]) this.dropClient(name);
+  }
+
+  /** One probe round: all nodes in parallel, then publish, then schedule the next. */
+  private async round(): Promise<void> {
+    if (this.stopped || this.running) return;
+    this.running = true;
+    const started = Date.now();
+    try {
+      const probes = await Promise.all(this.config.nodes.map((n) => this.probe(n.name)));
+      const { fall, rise } = this.config.health;
+      for (const p of probes) {
+        const before = this.health.get(p.name);
+        const after = nextHealth(before, p, fall, rise);
+        if (before && before.up !== after.up) this.log.warn({ node: p.name, up: after.up, error: p.error }, after.up ? 'node is up' : 'node is down');
+        if (before && before.role !== after.role && after.role !== 'unknown') this.log.info({ node: p.name, role: after.role }, 'node role changed');
+        this.health.set(p.name, after);
+      }
+      this.publish();
+    } finally {
+      this.running = false;
+      if (!this.stopped) {
+        const wait = Math.max(0, this.config.health.interval - (Date.now() - started));
+        this.timer = setTimeout(() => void this.round(), wait);
+        this.timer.unref();
+      }
+    }
+  }
+
+  private publish(): void {
+    const now = Date.now();
+    // Built twice: the first pass finds the primary whose position joins the
+    // history, the second measures lag against a history that includes it.
+    const snap0 = buildSnapshot(this.inputs(), this.health, this.history, this.version, now);
+    if (snap0.primary) {
+      const pos = this.health.get(snap0.primary)?.position;
+      // Keep enough history to measure lag well past the time budget.
+      if (pos !== null && pos !== undefined) pushSample(this.history, { at: now, position: pos }, Math.max(60_000, 10 * this.config.routing.max_replica_lag.time));
+    }
+    const prev = this.holder.current();
+    if (prev.primary !== snap0.primary && prev.version > 0) this.log.warn({ from: prev.primary, to: snap0.primary }, 'primary changed');
+    if (snap0.splitBrain && !prev.splitBrain) this.log.error({ cluster: this.config.name }, 'split brain: more than one writable node; writes are refused');
+    this.version++;
+    this.holder.publish(buildSnapshot(this.inputs(), this.health, this.history, this.version, now));
+  }
+
+  private inputs() {
+    const roles = this.config.roles;
+    return {
+      cluster: this.config.name,
+      nodes: this.config.nodes,
+      staticPrimary: roles === 'auto' ? null : roles.primary,
+      fall: this.config.health.fall,
+      rise: this.config.health.rise,
+      drained: this.drained,
+    };
+  }
+
+  private async probe(name: string): Promise<NodeProbe> {
+    const timeout = this.config.health.timeout;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        this.query(name),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeout}ms`)), timeout);
+        }),
+      ]);
+      return result;
+    } catch (e) {
+      // A hung or broken monitoring connection is replaced on the next round.
+      this.dropClient(name);
+      return { name, ok: false, error: (e as Error).message };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async query(name: string): Promise<NodeProbe> {
+    let client = this.clients.get(name);
+    if (!client) {
+      const node = this.config.nodes.find((n) => n.name === name)!;
+      const user = this.config.users[0]!;
+      client = new pg.Client({
+        host: node.host,
+        port: node.port,
+        user: user.name,
+        password: user.password,
+        database: 'postgres',
+        application_name: 'switchyard-monitor',
+        connectionTimeoutMillis: this.config.health.timeout,
+        ssl: this.config.backend_tls.mode === 'disable' ? false : { rejectUnauthorized: this.config.backend_tls.mode === 'verify-full' },
+      });
+      client.on('error', () => this.dropClient(name));
+      this.clients.set(name, client);
+      await client.connect();
+    }
+    const res = await client.query<{ r: boolean; pos: string | null }>(PROBE_SQL);
+    const row = res.rows[0]!;
+    return { name, ok: true, writable: !row.r, position: row.pos ? parseLsn(row.pos) : null };
+  }
+
+  private dropClient(name: string): void {
+    const c = this.clients.get(name);
+    if (!c) return;
+    this.clients.delete(name);
+    c.end().catch(() => undefined);
+  }
+}
