@@ -1,6 +1,7 @@
 import { ErrorCodes, SwitchyardError, isSwitchyardError } from '../errors.js';
 
 export interface PoolFactory<C> {
+  /** Open one connection; `signal` aborts when the pool closes. */
   create(signal: AbortSignal): Promise<C>;
   destroy(conn: C): void;
 }
@@ -9,6 +10,7 @@ export interface PoolOptions {
   size: number;
   minIdle: number;
   acquireTimeoutMs: number;
+  /** Idle connections older than this are closed (down to minIdle); 0 = never. */
   idleTimeoutMs: number;
   name?: string;
 }
@@ -21,11 +23,19 @@ export interface PoolStats {
   total: number;
 }
 
+export interface AcquireOptions<C> {
+  /** Among idle connections, take the newest one this accepts (else the newest). */
+  prefer?: (c: C) => boolean;
+  /** Aborting gives up the wait; a connection created meanwhile stays in the pool. */
+  signal?: AbortSignal;
+}
+
 interface Waiter<C> {
   resolve(conn: C): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
-  prefer?: (c: C) => boolean;
+  signal?: AbortSignal;
+  onAbort?: () => void;
 }
 
 interface IdleEntry<C> {
@@ -34,28 +44,31 @@ interface IdleEntry<C> {
 }
 
 /**
- * An async pool of at most `size` connections. Idle connections are handed out
- * LIFO (the warmest first); waiters are served FIFO and time out after
- * acquireTimeoutMs with POOL_TIMEOUT. A connection is either idle, lent out
- * (active) or being created (connecting); never two at once.
+ * An async pool of at most `size` connections. Each connection is in exactly
+ * one state: idle, lent out (active) or being created (connecting), so none is
+ * ever lent twice. Idle connections are handed out LIFO (the warmest first, so
+ * the cold ones age out); waiters are served FIFO and give up after
+ * acquireTimeoutMs with POOL_TIMEOUT. While anyone waits there is no idle
+ * connection: a released one goes straight to the first waiter.
  */
 export class Pool<C> {
-  private idle: IdleEntry<C>[] = [];
+  private readonly idle: IdleEntry<C>[] = [];
   private readonly active = new Set<C>();
   private connecting = 0;
-  private waiters: Waiter<C>[] = [];
+  private readonly waiters: Waiter<C>[] = [];
   private closed = false;
-  private draining = false;
-  private readonly reaper: NodeJS.Timeout;
-  private readonly abort = new AbortController();
+  private draining: Promise<void> | null = null;
+  private onDrained: (() => void) | null = null;
+  private reaper: NodeJS.Timeout | null = null;
+  /** Aborts creates in flight when the pool closes. */
+  private readonly lifetime = new AbortController();
 
   constructor(
     private readonly factory: PoolFactory<C>,
     private opts: PoolOptions,
     private readonly clock: { now(): number } = Date,
   ) {
-    this.reaper = setInterval(() => this.reapIdle(), Math.max(1000, Math.min(opts.idleTimeoutMs, 30_000)));
-    this.reaper.unref();
+    this.startReaper();
   }
 
   get name(): string {
@@ -63,45 +76,22 @@ export class Pool<C> {
   }
 
   stats(): PoolStats {
-    const total = this.idle.length + this.active.size + this.connecting;
-    return { active: this.active.size, idle: this.idle.length, waiting: this.waiters.length, connecting: this.connecting, total };
+    return { active: this.active.size, idle: this.idle.length, waiting: this.waiters.length, connecting: this.connecting, total: this.total() };
   }
 
-  acquire(opts: { prefer?: (c: C) => boolean; signal?: AbortSignal } = {}): Promise<C> {
-    if (this.closed || this.draining) return Promise.reject(new SwitchyardError(ErrorCodes.POOL_CLOSED, `pool ${this.name} is closed`));
+  acquire(opts: AcquireOptions<C> = {}): Promise<C> {
+    if (this.closed || this.draining) return Promise.reject(this.closedError());
+    if (opts.signal?.aborted) return Promise.reject(this.abortedError(opts.signal));
     // 1. An idle connection, preferring one that matches.
     const conn = this.takeIdle(opts.prefer);
     if (conn !== undefined) return Promise.resolve(conn);
     // 2. Room for a new one.
-    if (this.idle.length + this.active.size + this.connecting < this.opts.size) return this.create();
+    if (this.total() < this.opts.size) return this.create(opts.signal);
     // 3. Wait in line.
-    return new Promise<C>((resolve, reject) => {
-      const waiter: Waiter<C> = {
-        resolve,
-        reject,
-        prefer: opts.prefer,
-        timer: setTimeout(() => {
-          this.removeWaiter(waiter);
-          reject(
-            new SwitchyardError(
-              ErrorCodes.POOL_TIMEOUT,
-              `no connection available in pool ${this.name} (size ${this.opts.size}, all busy) within ${this.opts.acquireTimeoutMs}ms`,
-            ),
-          );
-        }, this.opts.acquireTimeoutMs),
-      };
-      waiter.timer.unref?.();
-      opts.signal?.addEventListener('abort', () => {
-        if (this.removeWaiter(waiter)) {
-          clearTimeout(waiter.timer);
-          reject(new SwitchyardError(ErrorCodes.POOL_CLOSED, 'acquire aborted'));
-        }
-      });
-      this.waiters.push(waiter);
-    });
+    return this.enqueue(opts.signal);
   }
 
-  /** Back to idle, or straight to the next waiter. Releasing twice is a no-op. */
+  /** Back to idle, or straight to the first waiter. Releasing twice (or after discard) is a no-op. */
   release(conn: C): void {
     if (!this.active.delete(conn)) return;
     if (this.closed || this.draining) {
@@ -109,22 +99,15 @@ export class Pool<C> {
       this.checkDrained();
       return;
     }
-    if (this.active.size + this.idle.length + this.connecting > this.opts.size) {
-      // The pool shrank (reload): this connection is over the new size.
+    if (this.total() >= this.opts.size) {
+      // The pool shrank (hot reload) while this one was lent out: it is over the new size.
       this.factory.destroy(conn);
       return;
     }
-    const waiter = this.waiters.shift();
-    if (waiter) {
-      clearTimeout(waiter.timer);
-      this.active.add(conn);
-      waiter.resolve(conn);
-      return;
-    }
-    this.idle.push({ conn, since: this.clock.now() });
+    this.handOff(conn);
   }
 
-  /** A broken connection: destroyed, its slot freed (a waiter may get a new one). */
+  /** A broken connection: destroyed and its slot freed, so a waiter may get a new one. */
   discard(conn: C): void {
     let known = this.active.delete(conn);
     const i = this.idle.findIndex((e) => e.conn === conn);
@@ -135,55 +118,46 @@ export class Pool<C> {
     if (!known) return;
     this.factory.destroy(conn);
     this.checkDrained();
-    this.serveWaiterWithNewConnection();
+    this.serveWaitersWithNewConnections();
   }
 
+  /** Hot reload: new limits apply now; lent connections over a smaller size close when released. */
   resize(opts: Partial<PoolOptions>): void {
+    const reaperChanged = opts.idleTimeoutMs !== undefined && opts.idleTimeoutMs !== this.opts.idleTimeoutMs;
     this.opts = { ...this.opts, ...opts };
-    // Trim idle connections above the new size; active ones are trimmed on release.
-    while (this.idle.length > 0 && this.idle.length + this.active.size + this.connecting > this.opts.size) {
-      this.factory.destroy(this.idle.shift()!.conn);
-    }
-    // A larger pool can serve waiters now.
-    while (this.waiters.length > 0 && this.idle.length + this.active.size + this.connecting < this.opts.size) this.serveWaiterWithNewConnection();
+    // 1. Close idle connections over the new size, oldest first.
+    while (this.idle.length > 0 && this.total() > this.opts.size) this.factory.destroy(this.idle.shift()!.conn);
+    // 2. A larger pool can serve waiters now.
+    this.serveWaitersWithNewConnections();
+    // 3. The reaper's period follows the idle timeout.
+    if (reaperChanged && !this.closed && !this.draining) this.startReaper();
   }
 
-  /** Stop lending; resolves when every lent connection came back (and was destroyed). */
+  /** Stop lending; resolves once every lent or connecting connection is back and destroyed. */
   drain(): Promise<void> {
-    this.draining = true;
-    for (const e of this.idle.splice(0)) this.factory.destroy(e.conn);
-    this.rejectWaiters();
-    clearInterval(this.reaper);
-    return new Promise((resolve) => {
+    if (this.draining) return this.draining;
+    this.stopReaper();
+    this.draining = new Promise<void>((resolve) => {
       this.onDrained = resolve;
-      this.checkDrained();
     });
+    for (const e of this.idle.splice(0)) this.factory.destroy(e.conn);
+    this.rejectWaiters();
+    this.checkDrained();
+    return this.draining;
   }
 
-  /** Destroy idle connections now, refuse waiters; lent ones are destroyed when released. */
+  /** Destroy idle connections now, abort creates, reject waiters; lent ones are destroyed when released. */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
-    this.abort.abort();
-    clearInterval(this.reaper);
+    this.stopReaper();
+    this.lifetime.abort();
     for (const e of this.idle.splice(0)) this.factory.destroy(e.conn);
     this.rejectWaiters();
   }
 
-  private onDrained: (() => void) | null = null;
-
-  private checkDrained(): void {
-    if (this.onDrained && this.active.size === 0 && this.connecting === 0) {
-      const done = this.onDrained;
-      this.onDrained = null;
-      done();
-    }
-  }
-
-  private rejectWaiters(): void {
-    for (const w of this.waiters.splice(0)) {
-      clearTimeout(w.timer);
-      w.reject(new SwitchyardError(ErrorCodes.POOL_CLOSED, `pool ${this.name} is closed`));
-    }
+  private total(): number {
+    return this.idle.length + this.active.size + this.connecting;
   }
 
   private takeIdle(prefer?: (c: C) => boolean): C | undefined {
@@ -202,42 +176,102 @@ export class Pool<C> {
     return entry!.conn;
   }
 
-  private async create(): Promise<C> {
+  /** A connection that is ours and free: to the first waiter, else idle. */
+  private handOff(conn: C): void {
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      this.forget(waiter);
+      this.active.add(conn);
+      waiter.resolve(conn);
+      return;
+    }
+    this.idle.push({ conn, since: this.clock.now() });
+  }
+
+  private enqueue(signal: AbortSignal | undefined): Promise<C> {
+    return new Promise<C>((resolve, reject) => {
+      const waiter: Waiter<C> = {
+        resolve,
+        reject,
+        signal,
+        timer: setTimeout(() => {
+          if (!this.removeWaiter(waiter)) return;
+          this.forget(waiter);
+          reject(
+            new SwitchyardError(
+              ErrorCodes.POOL_TIMEOUT,
+              `no connection available in pool ${this.name} (size ${this.opts.size}, all in use) after waiting ${this.opts.acquireTimeoutMs}ms`,
+            ),
+          );
+        }, this.opts.acquireTimeoutMs),
+      };
+      // Waiting clients are not a reason to keep the process alive at shutdown.
+      waiter.timer.unref();
+      if (signal) {
+        waiter.onAbort = () => {
+          if (!this.removeWaiter(waiter)) return;
+          this.forget(waiter);
+          reject(this.abortedError(signal));
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** 1. take a slot, 2. create, 3. give the connection to the requester (or back, if it gave up). */
+  private async create(signal: AbortSignal | undefined): Promise<C> {
     this.connecting++;
     let conn: C;
     try {
-      conn = await this.factory.create(this.abort.signal);
+      conn = await this.factory.create(this.lifetime.signal);
     } catch (e) {
       this.connecting--;
       this.checkDrained();
       // The slot is free again: the next waiter makes its own attempt instead of timing out.
-      this.serveWaiterWithNewConnection();
-      throw isSwitchyardError(e) ? e : new SwitchyardError(ErrorCodes.BACKEND_CONNECT_FAILED, (e as Error).message, { cause: e });
+      this.serveWaitersWithNewConnections();
+      if (this.closed && !isSwitchyardError(e)) throw this.closedError();
+      throw isSwitchyardError(e)
+        ? e
+        : new SwitchyardError(ErrorCodes.BACKEND_CONNECT_FAILED, `pool ${this.name}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     this.connecting--;
     if (this.closed || this.draining) {
       this.factory.destroy(conn);
       this.checkDrained();
-      throw new SwitchyardError(ErrorCodes.POOL_CLOSED, `pool ${this.name} is closed`);
+      throw this.closedError();
     }
     this.active.add(conn);
+    if (signal?.aborted) {
+      // Nobody wants it any more; it is healthy, so the pool keeps it.
+      this.release(conn);
+      throw this.abortedError(signal);
+    }
     return conn;
   }
 
-  /** A slot freed up while clients wait: start a connection for the first waiter. */
-  private serveWaiterWithNewConnection(): void {
-    if (this.closed || this.draining || this.waiters.length === 0) return;
-    if (this.idle.length + this.active.size + this.connecting >= this.opts.size) return;
-    const waiter = this.waiters.shift()!;
-    clearTimeout(waiter.timer);
-    this.create().then(waiter.resolve, waiter.reject);
+  /** Slots are free while clients wait: start a connection for each waiter that fits. */
+  private serveWaitersWithNewConnections(): void {
+    if (this.closed || this.draining) return;
+    while (this.waiters.length > 0 && this.total() < this.opts.size) {
+      const waiter = this.waiters.shift()!;
+      this.forget(waiter);
+      this.create(waiter.signal).then(waiter.resolve, waiter.reject);
+    }
   }
 
-  private reapIdle(): void {
-    const cutoff = this.clock.now() - this.opts.idleTimeoutMs;
-    // Oldest first; keep minIdle.
-    while (this.idle.length > this.opts.minIdle && this.idle[0]!.since < cutoff) {
-      this.factory.destroy(this.idle.shift()!.conn);
+  private checkDrained(): void {
+    if (this.onDrained && this.active.size === 0 && this.connecting === 0) {
+      const done = this.onDrained;
+      this.onDrained = null;
+      done();
+    }
+  }
+
+  private rejectWaiters(): void {
+    for (const w of this.waiters.splice(0)) {
+      this.forget(w);
+      w.reject(this.closedError());
     }
   }
 
@@ -246,5 +280,42 @@ export class Pool<C> {
     if (i < 0) return false;
     this.waiters.splice(i, 1);
     return true;
+  }
+
+  /** A waiter left the queue: drop its timer and abort listener. */
+  private forget(w: Waiter<C>): void {
+    clearTimeout(w.timer);
+    if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
+  }
+
+  private startReaper(): void {
+    this.stopReaper();
+    if (!(this.opts.idleTimeoutMs > 0)) return;
+    // Checking at half the timeout keeps a connection's extra idle life under half the timeout.
+    const period = Math.min(30_000, Math.max(250, this.opts.idleTimeoutMs / 2));
+    this.reaper = setInterval(() => this.reapIdle(), period);
+    this.reaper.unref();
+  }
+
+  private stopReaper(): void {
+    if (this.reaper) clearInterval(this.reaper);
+    this.reaper = null;
+  }
+
+  /** Close idle connections past idleTimeoutMs, oldest first, keeping minIdle. */
+  private reapIdle(): void {
+    if (!(this.opts.idleTimeoutMs > 0)) return;
+    const cutoff = this.clock.now() - this.opts.idleTimeoutMs;
+    // idle is in release order, so the oldest are at the front.
+    while (this.idle.length > this.opts.minIdle && this.idle[0]!.since <= cutoff) this.factory.destroy(this.idle.shift()!.conn);
+  }
+
+  private closedError(): SwitchyardError {
+    return new SwitchyardError(ErrorCodes.POOL_CLOSED, `pool ${this.name} is closed`);
+  }
+
+  private abortedError(signal: AbortSignal): SwitchyardError {
+    if (isSwitchyardError(signal.reason)) return signal.reason;
+    return new SwitchyardError(ErrorCodes.POOL_CLOSED, `acquire from pool ${this.name} was aborted`, { cause: signal.reason });
   }
 }

@@ -1,7 +1,9 @@
 /**
  * The topology snapshot the router reads: immutable, published by monitors.
- * Pure types and helpers only.
+ * Pure types and helpers only (no I/O, no clock: `now` is passed in).
  */
+import { ErrorCodes, SwitchyardError } from '../errors.js';
+
 export type NodeRole = 'primary' | 'replica' | 'unknown';
 
 export interface NodeState {
@@ -14,7 +16,7 @@ export interface NodeState {
   readonly drained: boolean;
   readonly lagBytes: number | null;
   readonly lagSeconds: number | null;
-  /** PostgreSQL: replayed WAL position (replica) or current WAL position (primary). */
+  /** PostgreSQL: replayed WAL position (replica) or current WAL position (primary). MySQL: null for now. */
   readonly replayPosition: bigint | null;
 }
 
@@ -27,7 +29,11 @@ export interface TopologySnapshot {
   readonly splitBrain: boolean;
 }
 
-/** Roles from config: `primary` is the primary, the others replicas; all up, no lag. */
+/**
+ * Roles from config: `primary` is the primary, the others replicas; all up,
+ * replicas at lag 0. The primary's lag is null, as in monitored snapshots: lag
+ * is measured against the primary, so it has none to report.
+ */
 export function staticSnapshot(
   cluster: string,
   nodes: readonly { name: string; host: string; port: number; weight: number }[],
@@ -40,25 +46,36 @@ export function staticSnapshot(
     takenAt: now,
     primary,
     splitBrain: false,
-    nodes: nodes.map((n) => ({
-      ...n,
-      role: n.name === primary ? 'primary' : 'replica',
-      up: true,
-      drained: false,
-      lagBytes: n.name === primary ? null : 0,
-      lagSeconds: n.name === primary ? null : 0,
-      replayPosition: null,
-    })),
+    nodes: nodes.map((n) => {
+      const isPrimary = n.name === primary;
+      return {
+        name: n.name,
+        host: n.host,
+        port: n.port,
+        weight: n.weight,
+        role: isPrimary ? 'primary' : 'replica',
+        up: true,
+        drained: false,
+        lagBytes: isPrimary ? null : 0,
+        lagSeconds: isPrimary ? null : 0,
+        replayPosition: null,
+      };
+    }),
   };
 }
 
-/** PostgreSQL LSN text 'X/Y' (two hex halves) to a 64-bit number. */
+const LSN_PATTERN = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
+const MAX_LSN = (1n << 64n) - 1n;
+
+/** PostgreSQL LSN text 'X/Y' (two 32-bit hex halves) to a 64-bit number. */
 export function parseLsn(text: string): bigint {
-  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text);
-  if (!m) throw new Error(`invalid LSN "${text}"`);
+  const m = LSN_PATTERN.exec(text);
+  if (!m) throw new SwitchyardError(ErrorCodes.INTERNAL, `invalid PostgreSQL LSN "${text}" (expected two hex halves like 16/B374D848)`);
   return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
 }
 
+/** A 64-bit position as PostgreSQL prints it: upper-case hex halves, no leading zeros. */
 export function formatLsn(lsn: bigint): string {
+  if (lsn < 0n || lsn > MAX_LSN) throw new SwitchyardError(ErrorCodes.INTERNAL, `LSN out of range: ${lsn}`);
   return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
 }

@@ -1,0 +1,1 @@
+export { MariaCluster, type MariaClusterInfo, type MariaNodeInfo } from '../../src/devcluster/mariadb.js';
