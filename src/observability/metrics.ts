@@ -125,8 +125,8 @@ export class Metrics {
 }
 
 export class QueryCounters {
-  private readonly perNode = new Map<string, client.Counter.Internal<'cluster' | 'node' | 'route'>>();
-  private readonly perDecision = new Map<string, client.Counter.Internal<'cluster' | 'class' | 'reason'>>();
+  private readonly perNode = new Map<string, client.Counter.Internal>();
+  private readonly perDecision = new Map<string, client.Counter.Internal>();
   readonly durationPrimary: client.Histogram.Internal<'cluster' | 'route'>;
   readonly durationReplica: client.Histogram.Internal<'cluster' | 'route'>;
 
