@@ -54,6 +54,8 @@ interface IdleEntry<C> {
 export class Pool<C> {
   private readonly idle: IdleEntry<C>[] = [];
   private readonly active = new Set<C>();
+  /** Lent to a waiter during the current synchronous run (see handOff). */
+  private readonly justHandedOff = new Set<C>();
   private connecting = 0;
   private readonly waiters: Waiter<C>[] = [];
   private closed = false;
@@ -91,9 +93,14 @@ export class Pool<C> {
     return this.enqueue(opts.signal);
   }
 
-  /** Back to idle, or straight to the first waiter. Releasing twice (or after discard) is a no-op. */
+  /**
+   * Back to idle, or straight to the first waiter. Releasing twice (or after
+   * discard) is a no-op, also when the first release handed the connection
+   * straight to a waiter. A release that comes after the connection was lent
+   * to someone else cannot be told from theirs: holders must release once.
+   */
   release(conn: C): void {
-    if (!this.active.delete(conn)) return;
+    if (this.justHandedOff.has(conn) || !this.active.delete(conn)) return;
     if (this.closed || this.draining) {
       this.factory.destroy(conn);
       this.checkDrained();
@@ -109,6 +116,8 @@ export class Pool<C> {
 
   /** A broken connection: destroyed and its slot freed, so a waiter may get a new one. */
   discard(conn: C): void {
+    // Just lent to a waiter: this is the previous holder's late word, not the new holder's.
+    if (this.justHandedOff.has(conn)) return;
     let known = this.active.delete(conn);
     const i = this.idle.findIndex((e) => e.conn === conn);
     if (i >= 0) {
@@ -182,6 +191,11 @@ export class Pool<C> {
     if (waiter) {
       this.forget(waiter);
       this.active.add(conn);
+      // Until the waiter can run, any further release of this connection is the
+      // previous holder's duplicate. The guard clears in a microtask queued
+      // before the waiter's continuation, so the new holder's release counts.
+      this.justHandedOff.add(conn);
+      queueMicrotask(() => this.justHandedOff.delete(conn));
       waiter.resolve(conn);
       return;
     }
