@@ -1,6 +1,9 @@
+import { ErrorCodes, SwitchyardError } from '../../errors.js';
+
 /*
  * Builders for the PostgreSQL messages the proxy itself sends, in both
- * directions. Each returns one fresh Buffer holding the whole frame.
+ * directions. Each returns one fresh Buffer holding the whole frame. None of
+ * them is on the per-row hot path (rows are forwarded as received).
  */
 
 /** Assembles a frame from parts: strings become NUL-terminated UTF-8, numbers int32, Buffers as is. */
@@ -11,7 +14,7 @@ function frame(type: string | null, parts: Part[]): Buffer {
   const encoded: (Buffer | number | Part)[] = [];
   for (const p of parts) {
     if ('s' in p) {
-      const b = Buffer.from(p.s, 'utf8');
+      const b = cstringBytes(p.s);
       encoded.push(b, 0);
       size += b.length + 1;
     } else if ('b' in p) {
@@ -50,6 +53,13 @@ function frame(type: string | null, parts: Part[]): Buffer {
   return out;
 }
 
+/** A NUL inside a string would end it early on the wire and shift every later field. */
+function cstringBytes(value: string): Buffer {
+  const bytes = Buffer.from(value, 'utf8');
+  if (bytes.includes(0)) throw new SwitchyardError(ErrorCodes.INTERNAL, 'a protocol string cannot contain a NUL byte');
+  return bytes;
+}
+
 const s = (v: string): Part => ({ s: v });
 const i32 = (v: number): Part => ({ i32: v });
 const i16 = (v: number): Part => ({ i16: v });
@@ -57,8 +67,6 @@ const b = (v: Buffer): Part => ({ b: v });
 const byte = (v: string): Part => ({ byte: v.charCodeAt(0) });
 const data = (v: string | Buffer): Buffer => (typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
 
-const SSL_NO = Buffer.from('N');
-const SSL_YES = Buffer.from('S');
 
 export interface ErrorFieldsIn {
   severity: string;
@@ -97,8 +105,9 @@ export const msg = {
   noData: () => frame('n', []),
   negotiateProtocolVersion: (newestMinor: number, unrecognized: string[]) =>
     frame('v', [i32((3 << 16) | newestMinor), i32(unrecognized.length), ...unrecognized.map(s)]),
-  sslNo: () => SSL_NO,
-  sslYes: () => SSL_YES,
+  /** The one-byte answers to SSLRequest/GSSENCRequest (not frames). */
+  sslNo: () => Buffer.from('N'),
+  sslYes: () => Buffer.from('S'),
 
   // ---- client -> server
   startupMessage: (params: Record<string, string>) =>
@@ -130,32 +139,53 @@ export const msg = {
   terminate: () => frame('X', []),
 };
 
+const TYPE_PARSE = 0x50; // 'P'
+const TYPE_BIND = 0x42; // 'B'
+const TYPE_DESCRIBE = 0x44; // 'D'
+const TYPE_CLOSE = 0x43; // 'C' (frontend Close)
+
 /**
- * Replaces the leading name (a C string right after the type and length) of a
- * Parse frame, keeping the rest of the bytes untouched.
+ * Replaces the statement name of a Parse frame (its first string), copying
+ * the query text and parameter types untouched.
  */
-export function rewriteParseName(raw: Buffer, newName: string): Buffer {
-  return replaceCString(raw, 5, newName);
+export function rewriteParseName(frame: Buffer, newName: string): Buffer {
+  checkFrame(frame, [TYPE_PARSE], 'Parse');
+  return replaceCString(frame, 5, newName, 'Parse');
 }
 
-/** Replaces the statement name (the second C string) of a Bind frame. */
-export function rewriteBindStatement(raw: Buffer, newStatement: string): Buffer {
-  const portalEnd = raw.indexOf(0, 5);
-  return replaceCString(raw, portalEnd + 1, newStatement);
+/** Replaces the statement name (the second string) of a Bind frame; parameters are copied as bytes. */
+export function rewriteBindStatement(frame: Buffer, newStatement: string): Buffer {
+  checkFrame(frame, [TYPE_BIND], 'Bind');
+  const portalEnd = frame.indexOf(0, 5);
+  if (portalEnd < 0) throw malformed('Bind');
+  return replaceCString(frame, portalEnd + 1, newStatement, 'Bind');
 }
 
 /** Replaces the name of a Describe or Close frame (after its 'S'/'P' byte). */
-export function rewriteDescribeOrCloseName(raw: Buffer, newName: string): Buffer {
-  return replaceCString(raw, 6, newName);
+export function rewriteDescribeOrCloseName(frame: Buffer, newName: string): Buffer {
+  checkFrame(frame, [TYPE_DESCRIBE, TYPE_CLOSE], 'Describe/Close');
+  if (frame.length < 6 || (frame[5] !== 0x53 && frame[5] !== 0x50)) throw malformed('Describe/Close');
+  return replaceCString(frame, 6, newName, 'Describe/Close');
 }
 
-function replaceCString(raw: Buffer, at: number, value: string): Buffer {
-  const end = raw.indexOf(0, at);
-  const v = Buffer.from(value, 'utf8');
-  const out = Buffer.allocUnsafe(raw.length - (end - at) + v.length);
-  raw.copy(out, 0, 0, at);
-  v.copy(out, at);
-  raw.copy(out, at + v.length, end);
+function malformed(what: string): SwitchyardError {
+  return new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, `malformed ${what} message`);
+}
+
+/** A whole frame of one of the expected types whose length field matches its size. */
+function checkFrame(frame: Buffer, types: number[], what: string): void {
+  if (frame.length < 5 || !types.includes(frame[0]!) || frame.readInt32BE(1) !== frame.length - 1) throw malformed(what);
+}
+
+/** 1. Find the string's end. 2. Copy head, new string, tail. 3. Fix the length field. */
+function replaceCString(frame: Buffer, at: number, value: string, what: string): Buffer {
+  const end = frame.indexOf(0, at);
+  if (end < 0) throw malformed(what);
+  const replacement = cstringBytes(value);
+  const out = Buffer.allocUnsafe(frame.length - (end - at) + replacement.length);
+  frame.copy(out, 0, 0, at);
+  replacement.copy(out, at);
+  frame.copy(out, at + replacement.length, end);
   out.writeInt32BE(out.length - 1, 1);
   return out;
 }

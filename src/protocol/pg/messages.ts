@@ -54,6 +54,10 @@ class Cursor {
   get done(): boolean {
     return this.pos >= this.buf.length;
   }
+  /** The message must end here: PostgreSQL rejects trailing bytes too (pq_getmsgend). */
+  end(): void {
+    if (this.pos !== this.buf.length) throw violation(this.what);
+  }
 }
 
 // ---- frontend messages (client -> server) ----------------------------------
@@ -69,27 +73,44 @@ const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
 const CANCEL_REQUEST = 80877102;
 
+/**
+ * The first frame of a connection (no type byte): a StartupMessage, or one of
+ * the special requests told apart by their protocol code. Protocol 3.x with
+ * any minor version is 'startup' (the caller answers a minor > 0 with
+ * NegotiateProtocolVersion); other codes are 'unsupported'.
+ */
 export function parseStartupPacket(payload: Buffer): StartupPacket {
   const c = new Cursor(payload, 'startup');
   const code = c.int32();
-  if (code === SSL_REQUEST) return { kind: 'ssl' };
-  if (code === GSSENC_REQUEST) return { kind: 'gssenc' };
-  if (code === CANCEL_REQUEST) return { kind: 'cancel', pid: c.int32(), secret: c.int32() };
+  if (code === SSL_REQUEST || code === GSSENC_REQUEST) {
+    c.end();
+    return { kind: code === SSL_REQUEST ? 'ssl' : 'gssenc' };
+  }
+  if (code === CANCEL_REQUEST) {
+    // Protocol 3.0 keys are 4 bytes; switchyard negotiates 3.0, so a longer key is malformed here.
+    const cancel = { kind: 'cancel' as const, pid: c.int32(), secret: c.int32() };
+    c.end();
+    return cancel;
+  }
   const major = code >>> 16;
   const minor = code & 0xffff;
-  if (major !== 3) return { kind: 'unsupported', code };
+  if (major !== 3) return { kind: 'unsupported', code: code >>> 0 };
+  // A null prototype: a parameter named __proto__ must stay a plain key.
   const params: Record<string, string> = Object.create(null) as Record<string, string>;
   for (;;) {
     const name = c.cstring();
     if (name === '') break;
     params[name] = c.cstring();
   }
-  if (!c.done) throw violation('startup');
+  c.end();
   return { kind: 'startup', major, minor, params };
 }
 
 export function parseQuery(payload: Buffer): string {
-  return new Cursor(payload, 'Query').cstring();
+  const c = new Cursor(payload, 'Query');
+  const sql = c.cstring();
+  c.end();
+  return sql;
 }
 
 export function parseParse(payload: Buffer): { name: string; query: string; paramTypes: number[] } {
@@ -99,7 +120,9 @@ export function parseParse(payload: Buffer): { name: string; query: string; para
   const n = c.int16();
   if (n < 0) throw violation('Parse');
   const paramTypes: number[] = [];
+  // Type OIDs are unsigned 32-bit on the wire.
   for (let i = 0; i < n; i++) paramTypes.push(c.int32() >>> 0);
+  c.end();
   return { name, query, paramTypes };
 }
 
@@ -112,23 +135,34 @@ export function parseDescribeOrClose(payload: Buffer): { kind: 'S' | 'P'; name: 
   const c = new Cursor(payload, 'Describe/Close');
   const k = String.fromCharCode(c.byte());
   if (k !== 'S' && k !== 'P') throw violation('Describe/Close');
-  return { kind: k, name: c.cstring() };
+  const name = c.cstring();
+  c.end();
+  return { kind: k, name };
 }
 
 export function parseExecute(payload: Buffer): { portal: string; maxRows: number } {
   const c = new Cursor(payload, 'Execute');
-  return { portal: c.cstring(), maxRows: c.int32() };
+  const portal = c.cstring();
+  const maxRows = c.int32();
+  c.end();
+  return { portal, maxRows };
 }
 
+/** A cleartext or md5 PasswordMessage (SASL responses share the 'p' type but not this layout). */
 export function parsePasswordMessage(payload: Buffer): string {
-  return new Cursor(payload, 'PasswordMessage').cstring();
+  const c = new Cursor(payload, 'PasswordMessage');
+  const password = c.cstring();
+  c.end();
+  return password;
 }
 
 export function parseSASLInitialResponse(payload: Buffer): { mechanism: string; data: Buffer } {
   const c = new Cursor(payload, 'SASLInitialResponse');
   const mechanism = c.cstring();
+  // -1 means "no initial response"; SCRAM always sends one, so it reads as empty.
   const len = c.int32();
   const data = len === -1 ? Buffer.alloc(0) : c.bytes(len);
+  c.end();
   return { mechanism, data };
 }
 
@@ -141,30 +175,43 @@ export function parseReadyForQuery(payload: Buffer): 'I' | 'T' | 'E' {
 }
 
 export interface ErrorFields {
+  /** 'V' (never localized, PostgreSQL 9.6+), else 'S' (localized). */
   severity: string;
+  /** 'C': the SQLSTATE. */
   code: string;
+  /** 'M': the primary message. */
   message: string;
+  /** 'D'. */
   detail?: string;
+  /** 'H'. */
   hint?: string;
+  /**
+   * Every field by its one-letter code: S V C M D H, P (position), p/q
+   * (internal position/query), W (where), s t c d n (schema, table, column,
+   * data type, constraint), F L R (source file, line, routine).
+   */
   fields: Record<string, string>;
 }
 
+/** ErrorResponse ('E') and NoticeResponse ('N') share one layout. */
 export function parseErrorOrNotice(payload: Buffer): ErrorFields {
   const c = new Cursor(payload, 'ErrorResponse');
   const fields: Record<string, string> = {};
+  // Fields until a zero byte; a missing final terminator is tolerated (nothing is lost).
   while (!c.done) {
-    const t = c.byte();
-    if (t === 0) break;
-    fields[String.fromCharCode(t)] = c.cstring();
+    const fieldType = c.byte();
+    if (fieldType === 0) break;
+    fields[String.fromCharCode(fieldType)] = c.cstring();
   }
-  return {
+  const out: ErrorFields = {
     severity: fields['V'] ?? fields['S'] ?? '',
     code: fields['C'] ?? '',
     message: fields['M'] ?? '',
-    detail: fields['D'],
-    hint: fields['H'],
     fields,
   };
+  if (fields['D'] !== undefined) out.detail = fields['D'];
+  if (fields['H'] !== undefined) out.hint = fields['H'];
+  return out;
 }
 
 export function parseParameterStatus(payload: Buffer): { name: string; value: string } {
