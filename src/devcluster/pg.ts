@@ -237,9 +237,8 @@ export class PgCluster {
     const sql = [
       "CREATE ROLE app LOGIN PASSWORD 'app'",
       'CREATE DATABASE app OWNER app',
-      "SET password_encryption = 'md5'",
-      "CREATE ROLE md5user LOGIN PASSWORD 'md5pw'",
-      'RESET password_encryption',
+      // One statement, so the md5 setting applies to the CREATE ROLE (each query() is a new session).
+      "DO $$ BEGIN SET LOCAL password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5pw'; END $$",
       'CREATE ROLE trustuser LOGIN',
       'GRANT ALL ON DATABASE app TO md5user, trustuser',
       'GRANT pg_read_all_stats, pg_signal_backend TO app',

@@ -48,6 +48,8 @@ export class PgBackendConn {
     this.secret = login.secret;
     this.serverParams = login.serverParams;
     this.scanner = new PgStreamScanner(WANTED, (type, payload) => this.onFrame(type, payload));
+    // Bytes that followed the login's ReadyForQuery keep the scanner aligned with the stream.
+    if (login.leftover.length > 0) this.scanner.feed(login.leftover);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     // 'close' always follows 'error', so only 'close' notifies anyone.
     socket.on('error', (e) => {

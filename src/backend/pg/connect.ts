@@ -116,13 +116,20 @@ function startupAndAuth(socket: net.Socket | tls.TLSSocket, target: PgBackendTar
     const onError = (e: Error) => finish(connectError(target, e.message));
     const onClose = () => finish(connectError(target, 'the server closed the connection during login'));
     const onData = (chunk: Buffer) => {
-      let frames;
       try {
-        frames = reader.push(chunk);
+        reader.feed(chunk);
       } catch (e) {
         return finish(connectError(target, `bad data from server: ${(e as Error).message}`));
       }
-      for (const frame of frames) {
+      // Frame by frame, so whatever follows ReadyForQuery stays in the reader as `leftover`.
+      for (;;) {
+        let frame;
+        try {
+          frame = reader.next();
+        } catch (e) {
+          return finish(connectError(target, `bad data from server: ${(e as Error).message}`));
+        }
+        if (!frame) return;
         const type = String.fromCharCode(frame.type);
         try {
           if (type === 'R') {

@@ -41,6 +41,7 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
   let reader = new PgFrameReader({ maxMessageSize: Math.min(runtime.limits.max_message_size, 1 << 20), startup: true });
   let auth: ClientAuthenticator | null = null;
   let identity: { user: string; database: string; params: StartupParams } | null = null;
+  let authenticated = false;
 
   raw.setNoDelay(true);
   const timer = setTimeout(() => fail(new SwitchyardError(ErrorCodes.AUTH_TIMEOUT, `authentication not completed within ${runtime.limits.auth_timeout}ms`)), runtime.limits.auth_timeout);
@@ -71,21 +72,27 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
   };
 
   const onData = (chunk: Buffer) => {
-    let frames: PgFrame[];
     try {
-      frames = reader.push(chunk);
+      reader.feed(chunk);
     } catch (e) {
       return fail(e);
     }
-    for (const frame of frames) {
-      if (done) return;
+    // One frame at a time: a frame may change how the next is read (TLS, startup -> typed
+    // framing) or end the login, leaving the rest of the bytes to the session.
+    while (!done && !authenticated) {
+      const readerNow = reader;
+      let frame: PgFrame | null;
       try {
+        frame = readerNow.next();
+        if (!frame) return;
         if (frame.type === 0) onStartupFrame(frame);
         else if (frame.type === PASSWORD_MESSAGE && auth) onPasswordFrame(frame);
         else throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, `unexpected message type 0x${frame.type.toString(16)} during authentication`);
       } catch (e) {
         return fail(e);
       }
+      // A TLS upgrade replaced the reader: the old one's bytes were refused (see onStartupFrame).
+      if (reader !== readerNow) return;
     }
   };
 
@@ -162,6 +169,7 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
       return;
     }
     // Authenticated: stop reading until the session takes over (step 6).
+    authenticated = true;
     socket.removeListener('data', onData);
     socket.pause();
     const authOk = step.send;
