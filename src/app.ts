@@ -180,9 +180,13 @@ export class App {
     return { ok: true, problems: [] };
   }
 
+  /** Stop accepting, close client connections, stop monitors, close pools. */
   async stop(): Promise<void> {
     for (const c of this.clusters.values()) {
-      for (const l of c.listeners) await l.close();
+      for (const l of c.listeners) {
+        await l.close();
+        l.destroyConnections();
+      }
       c.monitor.stop();
       await c.runtime.close();
     }

@@ -14,12 +14,19 @@ export interface BoundListener {
   server: net.Server;
   /** Stop accepting; open connections are not touched. */
   close(): Promise<void>;
+  /** Destroy every connection this listener accepted that is still open. */
+  destroyConnections(): void;
 }
 
 /** Binds a TCP listener; resolves once it accepts connections, rejects if the bind fails. */
 export function listen(address: string, onConnection: (socket: net.Socket) => void): Promise<BoundListener> {
   const { host, port } = splitHostPort(address);
-  const server = net.createServer({ noDelay: true }, onConnection);
+  const open = new Set<net.Socket>();
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+    onConnection(socket);
+  });
   // Accept errors (EMFILE, ...) must not crash the process.
   server.on('error', () => undefined);
   return new Promise((resolve, reject) => {
@@ -31,7 +38,14 @@ export function listen(address: string, onConnection: (socket: net.Socket) => vo
         address,
         port: bound.port,
         server,
-        close: () => new Promise((r) => server.close(() => r())),
+        // server.close() calls back only when every connection has ended: do not wait for that.
+        close: () => {
+          server.close();
+          return Promise.resolve();
+        },
+        destroyConnections: () => {
+          for (const s of open) s.destroy();
+        },
       });
     });
   });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pg from 'pg';
 import { startProxy, type RunningProxy } from '../support/proxy.js';
-import { nodeStatementCalls, resetStatementStats, superClient } from '../support/pg-stats.js';
+import { appClient, nodeStatementCalls, resetStatementStats } from '../support/pg-stats.js';
 
 /**
  * Routing through the proxy, checked at the backends: pg_stat_statements on
@@ -13,7 +13,7 @@ let proxy: RunningProxy;
 
 beforeAll(async () => {
   proxy = await startProxy({ nodes: info.nodes, user: app, weights: { pg0: 1, pg1: 2, pg2: 1 } });
-  const c = await superClient(info, 'pg0', info.database);
+  const c = await appClient(info, 'pg0', info.database);
   await c.query('DROP TABLE IF EXISTS routing_probe; CREATE TABLE routing_probe (id serial primary key, v text)');
   await c.query("INSERT INTO routing_probe (v) SELECT 'x' || g FROM generate_series(1, 10) g");
   await c.end();

@@ -3,7 +3,7 @@ import pg from 'pg';
 /** The shape of inject('pgCluster') that these helpers need. */
 export interface PgInfoLike {
   nodes: { name: string; host: string; port: number }[];
-  users: { superuser: { user: string; password: string } };
+  users: { superuser: { user: string; password: string }; app: { user: string; password: string } };
   database: string;
 }
 
@@ -11,6 +11,15 @@ export async function superClient(info: PgInfoLike, node: string, database = 'po
   const n = info.nodes.find((x) => x.name === node);
   if (!n) throw new Error(`no node ${node}`);
   const c = new pg.Client({ host: n.host, port: n.port, user: info.users.superuser.user, password: info.users.superuser.password, database });
+  await c.connect();
+  return c;
+}
+
+/** A direct connection (not through the proxy) as the app user, e.g. to create test tables it owns. */
+export async function appClient(info: PgInfoLike, node: string, database: string): Promise<pg.Client> {
+  const n = info.nodes.find((x) => x.name === node);
+  if (!n) throw new Error(`no node ${node}`);
+  const c = new pg.Client({ host: n.host, port: n.port, user: info.users.app.user, password: info.users.app.password, database });
   await c.connect();
   return c;
 }
@@ -28,7 +37,8 @@ export async function resetStatementStats(info: PgInfoLike): Promise<void> {
 }
 
 /**
- * Calls per node of statements whose normalized text starts with `prefix`,
+ * Calls per node of statements whose normalized text contains `prefix` (so a
+ * leading hint comment does not hide it),
  * as counted by pg_stat_statements on that node: where they really ran.
  */
 export async function nodeStatementCalls(info: PgInfoLike, prefix: string): Promise<Record<string, number>> {
@@ -38,7 +48,7 @@ export async function nodeStatementCalls(info: PgInfoLike, prefix: string): Prom
     try {
       const r = await c.query<{ calls: string | null }>(
         'SELECT sum(calls)::bigint AS calls FROM pg_stat_statements WHERE query LIKE $1',
-        [`${prefix.replace(/[\\%_]/g, (m) => `\\${m}`)}%`],
+        [`%${prefix.replace(/[\\%_]/g, (m) => `\\${m}`)}%`],
       );
       out[n.name] = Number(r.rows[0]?.calls ?? 0);
     } finally {
