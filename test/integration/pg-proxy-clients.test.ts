@@ -37,10 +37,14 @@ describe('psql through the proxy', () => {
     const csvOut = join(dir, 'out.csv');
     writeFileSync(csvIn, Array.from({ length: 1000 }, (_, i) => `${i},name ${i}`).join('\n') + '\n');
     await psql('-c', 'DROP TABLE IF EXISTS psql_t', '-c', 'CREATE TABLE psql_t (id int primary key, name text)');
+    // Each psql run is a new session: its reads may go to a replica, so let replication catch up.
+    const cluster = (await import('../support/pg-cluster.js')).PgCluster.attach(info);
+    await cluster.waitForReplication();
     const d = await psql('-c', '\\d psql_t');
     expect(d.stdout).toMatch(/Table "public.psql_t"/);
     expect(d.stdout).toMatch(/name\s+\|\s+text/);
     await psql('-c', `\\copy psql_t FROM '${csvIn}' WITH (FORMAT csv)`);
+    await cluster.waitForReplication();
     await psql('-c', `\\copy (SELECT * FROM psql_t ORDER BY id) TO '${csvOut}' WITH (FORMAT csv)`);
     expect(readFileSync(csvOut, 'utf8')).toBe(readFileSync(csvIn, 'utf8'));
     const tx = await psql('-At', '-c', 'BEGIN', '-c', "UPDATE psql_t SET name = 'changed' WHERE id = 1", '-c', 'SELECT name FROM psql_t WHERE id = 1', '-c', 'COMMIT');
