@@ -1,0 +1,357 @@
+import { KW, keywordId, type KeywordId } from './keywords.js';
+import { identifierName, Lexer, Tok, wordEquals, type TokKind } from './tokenizer.js';
+import { isSessionLockFunction, type WriteFunctionSet } from './write-functions.js';
+import { dispatchStatement } from './statement.js';
+import type { Dialect, Reason, SessionEffect, StatementClass, TransactionInfo } from './types.js';
+
+export interface StatementResult {
+  class: StatementClass;
+  reason: Reason;
+  transaction?: TransactionInfo;
+  session?: SessionEffect[];
+}
+
+export interface ClassifyContext {
+  dialect: Dialect;
+  functions: WriteFunctionSet;
+}
+
+/** What the scanner saw in one statement (nested statements get their own). */
+export class ScanState {
+  dmlTop = false; // INSERT/UPDATE/DELETE/MERGE at paren depth 0
+  dmlNested = false; // ... inside parentheses (writable CTE, subquery)
+  locking = false; // FOR UPDATE / SHARE / LOCK IN SHARE MODE
+  selectInto = false;
+  writeFunction = false;
+  assign = false; // MySQL :=
+  effects: SessionEffect[] | undefined = undefined;
+  /** COPY: the first FROM / TO at depth 0, and whether TO goes to STDOUT. */
+  copyDirection: KeywordId = KW.NONE;
+  copyToStdout = false;
+
+  effect(e: SessionEffect): void {
+    (this.effects ??= []).push(e);
+  }
+}
+
+/**
+ * Reads statements token by token. step() feeds the current token to the
+ * scanner (which watches for writes hidden anywhere: writable CTEs, locking
+ * clauses, SELECT INTO, write functions, `:=`) and advances; the statement
+ * dispatcher looks at the leading keywords and calls step()/finish().
+ */
+export class Reader {
+  readonly lx: Lexer;
+  st = new ScanState();
+  /** An unbalanced quote or comment was met: the whole text is unknown. */
+  broken = false;
+  /** Treat BEGIN ... END as a block whose `;` do not end the statement (routine bodies). */
+  blocky = false;
+  private depth = 0;
+  private block = 0;
+  private prevKind: TokKind = Tok.EOF;
+  private prevStart = 0;
+  private prevEnd = 0;
+  private prev1: KeywordId = KW.NONE;
+  private prev2: KeywordId = KW.NONE;
+  private prev3: KeywordId = KW.NONE;
+  private pendingDml: 0 | 1 | 2 = 0; // 1: at depth 0, 2: nested
+  private pendingLastInsertId = false;
+  private pendingInto = false;
+  private pendingCopyTo = false;
+  private pendingEnd = false;
+
+  constructor(
+    src: string,
+    readonly ctx: ClassifyContext,
+  ) {
+    this.lx = new Lexer(src, ctx.dialect);
+  }
+
+  get src(): string {
+    return this.lx.src;
+  }
+
+  /** End of the last token scanned. */
+  get lastEnd(): number {
+    return this.prevEnd;
+  }
+
+  /** Parenthesis depth inside the current statement. */
+  get parenDepth(): number {
+    return this.depth;
+  }
+
+  /** Classifies a statement text found inside this one (MySQL `PREPARE s FROM '...'`). */
+  nested(text: string): StatementResult {
+    const { results, broken } = readAll(text, this.ctx);
+    if (broken || results.length !== 1) return { class: 'write', reason: 'unknown' };
+    return results[0]!;
+  }
+
+  /** True at the end of the current statement (`;` at depth 0 outside a block, or EOF). */
+  atEnd(): boolean {
+    const k = this.lx.kind;
+    if (k === Tok.EOF || k === Tok.ERROR) {
+      if (k === Tok.ERROR) this.broken = true;
+      return true;
+    }
+    if (this.pendingEnd && k === Tok.SEMI) this.resolveEnd(false);
+    return k === Tok.SEMI && this.depth === 0 && this.block === 0;
+  }
+
+  /** Reads one statement starting at the current token; stops at its end. */
+  readStatement(): StatementResult {
+    this.depth = 0;
+    this.block = 0;
+    this.blocky = false;
+    this.resetPrev();
+    return dispatchStatement(this);
+  }
+
+  /** A statement nested in the current one (EXPLAIN x, DECLARE .. FOR x, PREPARE .. AS x). */
+  readInner(): StatementResult {
+    const outer = this.st;
+    this.st = new ScanState();
+    this.resetPrev();
+    const r = dispatchStatement(this);
+    this.st = outer;
+    return r;
+  }
+
+  /** Scans the current token and moves to the next one. */
+  step(): void {
+    if (!this.atEnd()) {
+      this.scan();
+      this.lx.next();
+    }
+  }
+
+  /** Scans the rest of the statement. */
+  finish(): void {
+    while (!this.atEnd()) {
+      this.scan();
+      this.lx.next();
+    }
+  }
+
+  /** Kind of the current token (a call, so TypeScript does not narrow it across step()). */
+  kind(): TokKind {
+    return this.lx.kind;
+  }
+
+  /** Current token is the WORD `lower`. */
+  is(lower: string): boolean {
+    return this.lx.is(lower);
+  }
+
+  /** Current token is the WORD `lower`: step over it and return true. */
+  accept(lower: string): boolean {
+    if (!this.lx.is(lower)) return false;
+    this.step();
+    return true;
+  }
+
+  /** Lower-cased current WORD ('' for anything else). */
+  word(): string {
+    return this.lx.kind === Tok.WORD ? this.lx.text().toLowerCase() : '';
+  }
+
+  /** The identifier at the current token (unquoted, lower case), or '' for non-identifiers. */
+  name(): string {
+    const lx = this.lx;
+    if (lx.kind === Tok.WORD || lx.kind === Tok.QIDENT) return identifierName(lx.src, lx.kind, lx.start, lx.end);
+    if (lx.kind === Tok.STRING) return unquoteString(lx.text());
+    return '';
+  }
+
+  private resetPrev(): void {
+    this.prevKind = Tok.EOF;
+    this.prev1 = this.prev2 = this.prev3 = KW.NONE;
+    this.pendingDml = 0;
+    this.pendingLastInsertId = this.pendingInto = this.pendingCopyTo = this.pendingEnd = false;
+  }
+
+  private resolveEnd(closesIfEtc: boolean): void {
+    this.pendingEnd = false;
+    if (!closesIfEtc && this.block > 0) this.block--;
+  }
+
+  /** The scanner: one token's effect on the statement's flags. */
+  private scan(): void {
+    const lx = this.lx;
+    const st = this.st;
+    const kind = lx.kind;
+    const s = lx.src;
+    // 1. Resolve what the previous token left pending.
+    if (this.pendingDml !== 0) {
+      // `INSERT(` is MySQL's string function, not a statement.
+      if (kind !== Tok.LPAREN) {
+        if (this.pendingDml === 1) st.dmlTop = true;
+        else st.dmlNested = true;
+      }
+      this.pendingDml = 0;
+    }
+    if (this.pendingLastInsertId) {
+      this.pendingLastInsertId = false;
+      if (kind === Tok.RPAREN) st.effect({ kind: 'last_insert_id' });
+      else st.writeFunction = true; // LAST_INSERT_ID(expr) sets the value
+    }
+    if (this.pendingInto) {
+      this.pendingInto = false;
+      if (kind === Tok.VAR) st.effect({ kind: 'user_variable' });
+      else if (kind === Tok.WORD && keywordId(s, lx.start, lx.end) === KW.TEMP) st.effect({ kind: 'temp_table' });
+    }
+    if (this.pendingCopyTo) {
+      this.pendingCopyTo = false;
+      st.copyToStdout = kind === Tok.WORD && keywordId(s, lx.start, lx.end) === KW.STDOUT;
+    }
+    let id: KeywordId = KW.NONE;
+    if (this.pendingEnd) {
+      const k = kind === Tok.WORD ? keywordId(s, lx.start, lx.end) : KW.NONE;
+      this.resolveEnd(k === KW.IF || k === KW.LOOP || k === KW.WHILE || k === KW.REPEAT);
+    }
+    // 2. This token.
+    switch (kind) {
+      case Tok.LPAREN:
+        this.call();
+        this.depth++;
+        break;
+      case Tok.RPAREN:
+        if (this.depth > 0) this.depth--;
+        break;
+      case Tok.ASSIGN:
+        st.assign = true;
+        break;
+      case Tok.WORD:
+        id = keywordId(s, lx.start, lx.end);
+        if (id !== KW.NONE) this.keyword(id);
+        break;
+    }
+    this.prev3 = this.prev2;
+    this.prev2 = this.prev1;
+    this.prev1 = id;
+    this.prevKind = kind;
+    this.prevStart = lx.start;
+    this.prevEnd = lx.end;
+  }
+
+  private keyword(id: KeywordId): void {
+    const st = this.st;
+    const qualified = this.prevKind === Tok.DOT; // t.update is a column, not a statement
+    switch (id) {
+      case KW.INSERT:
+      case KW.DELETE:
+      case KW.MERGE:
+        if (!qualified) this.pendingDml = this.depth === 0 ? 1 : 2;
+        break;
+      case KW.UPDATE:
+        if (this.prev1 === KW.FOR || (this.prev1 === KW.KEY && this.prev2 === KW.NO && this.prev3 === KW.FOR)) st.locking = true;
+        else if (!qualified) this.pendingDml = this.depth === 0 ? 1 : 2;
+        break;
+      case KW.SHARE:
+        if (this.prev1 === KW.FOR || (this.prev1 === KW.KEY && this.prev2 === KW.FOR) || (this.prev1 === KW.IN && this.prev2 === KW.LOCK)) {
+          st.locking = true;
+        }
+        break;
+      case KW.INTO:
+        if (!qualified) {
+          st.selectInto = true;
+          this.pendingInto = true;
+        }
+        break;
+      case KW.FOR:
+        // MariaDB sequences: NEXT VALUE FOR s consumes; PREVIOUS VALUE FOR s is session state.
+        if (this.prev1 === KW.VALUE && (this.prev2 === KW.NEXT || this.prev2 === KW.PREVIOUS)) st.writeFunction = true;
+        break;
+      case KW.SQL_CALC_FOUND_ROWS:
+        st.effect({ kind: 'calc_found_rows' });
+        break;
+      case KW.FROM:
+      case KW.TO:
+        if (this.depth === 0 && st.copyDirection === KW.NONE) {
+          st.copyDirection = id;
+          if (id === KW.TO) this.pendingCopyTo = true;
+        }
+        break;
+      case KW.BEGIN:
+      case KW.CASE:
+        if (this.blocky) this.block++;
+        break;
+      case KW.END:
+        if (this.blocky && this.block > 0) this.pendingEnd = true;
+        break;
+    }
+  }
+
+  /** `(` after a name: a function call (or a keyword followed by a parenthesis, which no list names). */
+  private call(): void {
+    const s = this.lx.src;
+    const st = this.st;
+    const fns = this.ctx.functions;
+    if (this.prevKind === Tok.WORD) {
+      const a = this.prevStart;
+      const b = this.prevEnd;
+      if (this.ctx.dialect === 'mysql') {
+        if (wordEquals(s, a, b, 'last_insert_id')) {
+          if (fns.hasWord(s, a, b)) this.pendingLastInsertId = true;
+          return;
+        }
+        if (wordEquals(s, a, b, 'found_rows')) {
+          st.effect({ kind: 'calc_found_rows' });
+          return;
+        }
+      }
+      if (fns.hasWord(s, a, b)) {
+        st.writeFunction = true;
+        if (isSessionLockFunction(this.ctx.dialect, s, a, b)) st.effect({ kind: 'advisory_lock' });
+      }
+    } else if (this.prevKind === Tok.QIDENT) {
+      const name = identifierName(s, this.prevKind, this.prevStart, this.prevEnd);
+      if (fns.hasName(name)) {
+        st.writeFunction = true;
+        if (isSessionLockFunction(this.ctx.dialect, name, 0, name.length)) st.effect({ kind: 'advisory_lock' });
+      }
+    }
+  }
+}
+
+/** The value of a simple quoted string token ('..', "..", E'..'), quotes removed, doubled quotes undone. */
+export function unquoteString(tok: string): string {
+  const open = tok.search(/['"`]/);
+  if (open < 0) return tok;
+  const q = tok[open]!;
+  return tok.slice(open + 1, -1).split(q + q).join(q);
+}
+
+export interface TextReading {
+  results: StatementResult[];
+  /** [start, end) of each statement in the source. */
+  spans: number[];
+  /** An unbalanced quote or comment was met. */
+  broken: boolean;
+}
+
+/** Reads every statement of a text; empty statements (`;;`) are skipped. */
+export function readAll(src: string, ctx: ClassifyContext): TextReading {
+  const r = new Reader(src, ctx);
+  const results: StatementResult[] = [];
+  const spans: number[] = [];
+  const lx = r.lx;
+  lx.next();
+  for (;;) {
+    while (lx.kind === Tok.SEMI) lx.next();
+    if (lx.kind === Tok.EOF) break;
+    if (lx.kind === Tok.ERROR) {
+      r.broken = true;
+      break;
+    }
+    const start = lx.start;
+    r.st = new ScanState();
+    results.push(r.readStatement());
+    r.finish(); // a branch that stopped early still ends at the statement's end
+    spans.push(start, r.lastEnd);
+    if (r.broken) break;
+  }
+  return { results, spans, broken: r.broken };
+}

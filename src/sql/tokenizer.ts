@@ -1,0 +1,347 @@
+import type { Dialect } from './types.js';
+
+/**
+ * A lazy SQL lexer for PostgreSQL and MySQL/MariaDB. It never copies the
+ * source: the current token is (kind, start, end) in fields of the lexer,
+ * advanced by next(). Whitespace and comments are skipped; MySQL executable
+ * comments (`/*! ... *\/`, `/*!50100 ... *\/`, `/*M! ... *\/`) are read as code
+ * because the server may run what they hide. An unterminated string, quoted
+ * identifier, dollar quote or comment yields one ERROR token, after which the
+ * lexer is at EOF. The lexer never throws.
+ */
+export const Tok = {
+  EOF: 0,
+  WORD: 1, // identifier or keyword
+  QIDENT: 2, // "quoted" (or `backtick`) identifier
+  STRING: 3, // any string literal, incl. dollar-quoted
+  NUMBER: 4,
+  PARAM: 5, // $1 or ?
+  VAR: 6, // MySQL @user_variable
+  SYSVAR: 7, // MySQL @@system_variable
+  LPAREN: 8,
+  RPAREN: 9,
+  SEMI: 10,
+  COMMA: 11,
+  DOT: 12,
+  ASSIGN: 13, // MySQL :=
+  OP: 14, // any other operator character (or ::)
+  ERROR: 15, // unbalanced quote or comment
+} as const;
+export type TokKind = (typeof Tok)[keyof typeof Tok];
+
+// Character classes for the ASCII range.
+const C_OTHER = 0;
+const C_SPACE = 1;
+const C_IDSTART = 2; // letters and _
+const C_DIGIT = 3;
+const C_IDPART = 4; // $: inside identifiers only
+const charClass = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  if (c === 32 || (c >= 9 && c <= 13)) charClass[c] = C_SPACE;
+  else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95) charClass[c] = C_IDSTART;
+  else if (c >= 48 && c <= 57) charClass[c] = C_DIGIT;
+  else if (c === 36) charClass[c] = C_IDPART;
+}
+
+function isIdentStart(c: number): boolean {
+  return c >= 128 ? c !== 0xa0 && c !== 0xfeff : charClass[c] === C_IDSTART;
+}
+function isIdentPart(c: number): boolean {
+  return c < 128 ? charClass[c]! >= C_IDSTART : c !== 0xa0 && c !== 0xfeff;
+}
+
+export class Lexer {
+  kind: TokKind = Tok.EOF;
+  start = 0;
+  end = 0;
+  pos: number;
+  private readonly mysql: boolean;
+  /** Inside a MySQL executable comment: its closing `*\/` is skipped. */
+  private inExecComment = false;
+
+  constructor(
+    readonly src: string,
+    readonly dialect: Dialect,
+    from = 0,
+    private readonly limit = src.length,
+  ) {
+    this.pos = from;
+    this.mysql = dialect === 'mysql';
+  }
+
+  /** Advances to the next token and returns its kind. */
+  next(): TokKind {
+    const s = this.src;
+    const n = this.limit;
+    let p = this.pos;
+    for (;;) {
+      if (p >= n) return this.set(Tok.EOF, n, n);
+      const c = s.charCodeAt(p);
+      // 1. Whitespace (the common case first).
+      if (c === 32 || (c <= 13 && c >= 9) || c === 0xa0 || c === 0xfeff) {
+        p++;
+        continue;
+      }
+      const c1 = p + 1 < n ? s.charCodeAt(p + 1) : 0;
+      this.pos = p;
+      switch (c) {
+        // 2. Comments, and what only looks like one.
+        case 45: // -
+          // MySQL needs whitespace or a control character after `--`; `--x` is two minus signs.
+          if (c1 === 45 && (!this.mysql || p + 2 >= n || s.charCodeAt(p + 2) <= 32)) {
+            p = this.lineEnd(p + 2);
+            continue;
+          }
+          return this.single(Tok.OP);
+        case 35: // #
+          if (!this.mysql) return this.single(Tok.OP);
+          p = this.lineEnd(p + 1);
+          continue;
+        case 47: // /
+          if (c1 !== 42) return this.single(Tok.OP);
+          if (this.mysql && this.openExecComment(p)) {
+            p = this.pos;
+            continue;
+          }
+          if (!this.skipBlockComment(p)) return this.fail(p);
+          p = this.pos;
+          continue;
+        case 42: // *
+          if (c1 === 47 && this.inExecComment) {
+            this.inExecComment = false;
+            p += 2;
+            continue;
+          }
+          return this.single(Tok.OP);
+        // 3. Tokens.
+        case 40: return this.single(Tok.LPAREN);
+        case 41: return this.single(Tok.RPAREN);
+        case 59: return this.single(Tok.SEMI);
+        case 44: return this.single(Tok.COMMA);
+        case 39: return this.quoted(p, p + 1, 39, this.mysql, Tok.STRING);
+        case 34: return this.quoted(p, p + 1, 34, this.mysql, this.mysql ? Tok.STRING : Tok.QIDENT);
+        case 96: return this.mysql ? this.quoted(p, p + 1, 96, false, Tok.QIDENT) : this.single(Tok.OP);
+        case 46: return c1 >= 48 && c1 <= 57 ? this.number(p) : this.single(Tok.DOT);
+        case 58:
+          if (c1 === 58) return this.set(Tok.OP, p, p + 2);
+          if (c1 === 61 && this.mysql) return this.set(Tok.ASSIGN, p, p + 2);
+          return this.single(Tok.OP);
+        case 63: return this.single(this.mysql ? Tok.PARAM : Tok.OP);
+        case 36: return this.mysql ? this.word(p, c, c1) : this.dollar(p, c1);
+        case 64: return this.mysql ? this.variable(p, c1) : this.single(Tok.OP);
+      }
+      if (c >= 48 && c <= 57) return this.number(p);
+      if (isIdentStart(c)) return this.word(p, c, c1);
+      return this.single(Tok.OP);
+    }
+  }
+
+  /** True when the current token is a WORD equal (ASCII case-insensitive) to `lower`. */
+  is(lower: string): boolean {
+    return this.kind === Tok.WORD && wordEquals(this.src, this.start, this.end, lower);
+  }
+
+  /** Source text of the current token. */
+  text(): string {
+    return this.src.slice(this.start, this.end);
+  }
+
+  private set(kind: TokKind, start: number, end: number): TokKind {
+    this.kind = kind;
+    this.start = start;
+    this.end = end;
+    this.pos = end;
+    return kind;
+  }
+
+  private single(kind: TokKind): TokKind {
+    return this.set(kind, this.pos, this.pos + 1);
+  }
+
+  private fail(at: number): TokKind {
+    this.kind = Tok.ERROR;
+    this.start = at;
+    this.end = this.limit;
+    this.pos = this.limit;
+    return Tok.ERROR;
+  }
+
+  /** Index of the end of the line starting at or after p. */
+  private lineEnd(p: number): number {
+    const s = this.src;
+    while (p < this.limit) {
+      const c = s.charCodeAt(p);
+      if (c === 10 || c === 13) break;
+      p++;
+    }
+    return p;
+  }
+
+  /** `/*` at p: skip to the matching `*\/` (nested in PostgreSQL). False when unterminated. */
+  private skipBlockComment(p: number): boolean {
+    const s = this.src;
+    const n = this.limit;
+    let depth = 1;
+    p += 2;
+    while (p < n) {
+      const c = s.charCodeAt(p);
+      if (c === 42 && p + 1 < n && s.charCodeAt(p + 1) === 47) {
+        p += 2;
+        if (--depth === 0) {
+          this.pos = p;
+          return true;
+        }
+      } else if (c === 47 && !this.mysql && p + 1 < n && s.charCodeAt(p + 1) === 42) {
+        depth++;
+        p += 2;
+      } else p++;
+    }
+    return false;
+  }
+
+  /** `/*!` [version] or `/*M!` [version] at p: enter code mode. */
+  private openExecComment(p: number): boolean {
+    const s = this.src;
+    let q = p + 2;
+    if (s.charCodeAt(q) === 77 /* M */ && s.charCodeAt(q + 1) === 33) q += 2;
+    else if (s.charCodeAt(q) === 33 /* ! */) q += 1;
+    else return false;
+    while (q < this.limit && s.charCodeAt(q) >= 48 && s.charCodeAt(q) <= 57) q++;
+    this.inExecComment = true;
+    this.pos = q;
+    return true;
+  }
+
+  /**
+   * A quoted string or identifier opened at `open` with body from `from`.
+   * The quote character doubled stands for itself; with `backslash`, `\x` escapes.
+   */
+  private quoted(open: number, from: number, quote: number, backslash: boolean, kind: TokKind): TokKind {
+    const s = this.src;
+    const n = this.limit;
+    let p = from;
+    if (!backslash) {
+      // No escapes: jump from quote to quote (indexOf is much faster than a char loop).
+      const q = quote === 39 ? "'" : quote === 34 ? '"' : '`';
+      for (;;) {
+        const at = s.indexOf(q, p);
+        if (at < 0 || at >= n) return this.fail(open);
+        if (at + 1 < n && s.charCodeAt(at + 1) === quote) p = at + 2;
+        else return this.set(kind, open, at + 1);
+      }
+    }
+    while (p < n) {
+      const c = s.charCodeAt(p);
+      if (c === quote) {
+        if (p + 1 < n && s.charCodeAt(p + 1) === quote) p += 2;
+        else return this.set(kind, open, p + 1);
+      } else if (c === 92) p += 2;
+      else p++;
+    }
+    return this.fail(open);
+  }
+
+  /** `$` in PostgreSQL: a parameter `$1`, a dollar quote `$tag$...$tag$`, or an operator. */
+  private dollar(p: number, c1: number): TokKind {
+    const s = this.src;
+    const n = this.limit;
+    if (c1 >= 48 && c1 <= 57) {
+      let q = p + 1;
+      while (q < n && s.charCodeAt(q) >= 48 && s.charCodeAt(q) <= 57) q++;
+      return this.set(Tok.PARAM, p, q);
+    }
+    let q = p + 1;
+    if (c1 !== 36) {
+      if (!isIdentStart(c1)) return this.single(Tok.OP);
+      while (q < n && isIdentPart(s.charCodeAt(q)) && s.charCodeAt(q) !== 36) q++;
+      if (q >= n || s.charCodeAt(q) !== 36) return this.single(Tok.OP);
+    }
+    const tag = s.slice(p, q + 1); // `$tag$`: the only allocation, once per dollar quote
+    const close = s.indexOf(tag, q + 1);
+    if (close < 0 || close + tag.length > n) return this.fail(p);
+    return this.set(Tok.STRING, p, close + tag.length);
+  }
+
+  /** `@name`, `@'name'`, `@@name` (MySQL variables). */
+  private variable(p: number, c1: number): TokKind {
+    const s = this.src;
+    const n = this.limit;
+    let kind: TokKind = Tok.VAR;
+    let q = p + 1;
+    if (c1 === 64) {
+      kind = Tok.SYSVAR;
+      q++;
+    }
+    const c = q < n ? s.charCodeAt(q) : 0;
+    if (c === 39 || c === 34 || c === 96) {
+      const k = this.quoted(p, q + 1, c, c !== 96, kind);
+      return k === Tok.ERROR ? k : kind;
+    }
+    while (q < n && (isIdentPart(s.charCodeAt(q)) || s.charCodeAt(q) === 46)) q++;
+    return this.set(kind, p, q);
+  }
+
+  private number(p: number): TokKind {
+    const s = this.src;
+    const n = this.limit;
+    let q = p;
+    while (q < n) {
+      const c = s.charCodeAt(q);
+      if ((c >= 48 && c <= 57) || c === 46 || c === 95 || (c < 128 && charClass[c] === C_IDSTART)) q++;
+      else if ((c === 43 || c === 45) && (s.charCodeAt(q - 1) | 0x20) === 101 /* e */ && !isHexPrefixed(s, p)) q++;
+      else break;
+    }
+    return this.set(Tok.NUMBER, p, q);
+  }
+
+  private word(p: number, c: number, c1: number): TokKind {
+    const s = this.src;
+    const n = this.limit;
+    // 1. String prefixes: E'..' (PG, backslash escapes), B'..', X'..', N'..', U&'..' / U&"..".
+    if (c1 === 39) {
+      const lc = c | 0x20;
+      if (lc === 101 && !this.mysql) return this.quoted(p, p + 2, 39, true, Tok.STRING);
+      if (lc === 98 || lc === 120 || lc === 110) return this.quoted(p, p + 2, 39, this.mysql, Tok.STRING);
+    }
+    if ((c | 0x20) === 117 && c1 === 38 && !this.mysql) {
+      const c2 = p + 2 < n ? s.charCodeAt(p + 2) : 0;
+      if (c2 === 39) return this.quoted(p, p + 3, 39, false, Tok.STRING);
+      if (c2 === 34) return this.quoted(p, p + 3, 34, false, Tok.QIDENT);
+    }
+    // 2. A plain identifier or keyword.
+    let q = p + 1;
+    while (q < n && isIdentPart(s.charCodeAt(q))) q++;
+    return this.set(Tok.WORD, p, q);
+  }
+}
+
+function isHexPrefixed(s: string, p: number): boolean {
+  return s.charCodeAt(p) === 48 && (s.charCodeAt(p + 1) | 0x20) === 120;
+}
+
+/** ASCII case-insensitive comparison of src[start, end) with a lower-case word, without allocating. */
+export function wordEquals(src: string, start: number, end: number, lower: string): boolean {
+  if (end - start !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    let c = src.charCodeAt(start + i);
+    if (c >= 65 && c <= 90) c |= 0x20;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** True when src[start, end) begins (case-insensitively) with the lower-case `prefix`. */
+export function wordStartsWith(src: string, start: number, end: number, prefix: string): boolean {
+  if (end - start < prefix.length) return false;
+  return wordEquals(src, start, start + prefix.length, prefix);
+}
+
+/** The identifier a WORD or QIDENT token names, lower-cased (quotes removed, doubled quotes undone). */
+export function identifierName(src: string, kind: TokKind, start: number, end: number): string {
+  if (kind === Tok.QIDENT) {
+    const open = src.charCodeAt(start) === 85 || src.charCodeAt(start) === 117 ? start + 2 : start; // U&"..."
+    const quote = src[open] ?? '"';
+    return src.slice(open + 1, end - 1).split(quote + quote).join(quote).toLowerCase();
+  }
+  return src.slice(start, end).toLowerCase();
+}
