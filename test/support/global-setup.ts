@@ -1,9 +1,8 @@
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import net from 'node:net';
 import type { TestProject } from 'vitest/node';
-import { PgCluster, type PgClusterInfo } from './pg-cluster.js';
 import { MariaCluster, type MariaClusterInfo } from './mariadb-cluster.js';
+import { PgCluster, type PgClusterInfo } from './pg-cluster.js';
+import { cleanLeftovers } from './reaper.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -13,51 +12,72 @@ declare module 'vitest' {
 }
 
 /**
- * Starts one PostgreSQL (primary + 2 streaming replicas) and one MariaDB
- * (primary + 2 GTID replicas) cluster for the integration tests, in parallel,
- * and always stops them: after the run, and on SIGINT/SIGTERM/exit.
- * SWITCHYARD_TEST_BACKEND=local (the default here) uses the machine's server
- * binaries; `containers` needs a Docker engine, which these machines lack.
+ * vitest globalSetup of the `integration` project:
+ *   1. check the backend (SWITCHYARD_TEST_BACKEND, default `local`);
+ *   2. clean what a killed earlier run left behind;
+ *   3. start PostgreSQL (pg0 + 2 streaming replicas) and MariaDB (my0 + 2 GTID
+ *      replicas) in parallel from the machine's server binaries;
+ *   4. provide their infos to the test workers;
+ *   5. the returned teardown stops both.
+ * An interrupted run (exit, SIGINT, SIGTERM) still ends every server: see reaper.ts.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const backend = process.env.SWITCHYARD_TEST_BACKEND ?? 'local';
-  if (backend !== 'local') {
-    throw new Error(`SWITCHYARD_TEST_BACKEND=${backend}: only the local backend is implemented (no Docker engine is reachable on these machines)`);
-  }
-  const started = Date.now();
+  await checkBackend(process.env.SWITCHYARD_TEST_BACKEND ?? 'local');
+  const cleaned = cleanLeftovers();
+  if (cleaned > 0) console.log(`[test clusters] cleaned ${cleaned} cluster dir(s) left by an interrupted run`);
+
+  const startedAt = Date.now();
   const [pg, maria] = await Promise.allSettled([PgCluster.start({ replicas: 2 }), MariaCluster.start({ replicas: 2 })]);
-  const clusters = [pg, maria].flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const stopAll = async () => {
-    await Promise.all(clusters.map((c) => c.stopAll().catch(() => undefined)));
+    await Promise.all([pg, maria].map((r) => (r.status === 'fulfilled' ? r.value.stopAll() : undefined)));
   };
   if (pg.status === 'rejected' || maria.status === 'rejected') {
     await stopAll();
-    throw (pg.status === 'rejected' ? pg.reason : (maria as PromiseRejectedResult).reason) as Error;
+    const failures = [pg, maria].flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error)?.message ?? r.reason)] : []));
+    throw new Error(`cannot start the test clusters: ${failures.join('; ')}`);
   }
-  // Best effort for interrupted runs: kill the servers by pid, synchronously.
-  const pids = () => [...pg.value.info.nodes.map((n) => pg.value.pid(n.name)), ...maria.value.info.nodes.map((n) => maria.value.pid(n.name))].filter((p): p is number => p !== null);
-  writeFileSync(join(tmpdir(), `switchyard-test-servers-${process.pid}.pids`), pids().join('\n'));
-  const killNow = () => {
-    for (const pid of pids()) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-  };
-  process.once('exit', killNow);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      killNow();
-      process.exit(130);
-    });
-  }
-  console.log(`[test clusters] PostgreSQL ${pg.value.info.nodes.map((n) => `${n.name}:${n.port}`).join(' ')}, MariaDB ${maria.value.info.nodes.map((n) => `${n.name}:${n.port}`).join(' ')} started in ${Date.now() - started}ms`);
+
+  const list = (c: PgCluster | MariaCluster) => c.info.nodes.map((n) => `${n.name}:${n.port}`).join(' ');
+  console.log(`[test clusters] PostgreSQL ${list(pg.value)}, MariaDB ${list(maria.value)} started in ${Date.now() - startedAt}ms`);
   project.provide('pgCluster', pg.value.info);
   project.provide('mariaCluster', maria.value.info);
-  return async () => {
-    await stopAll();
-    process.removeListener('exit', killNow);
-  };
+  return stopAll;
+}
+
+/** `local` runs the machine's binaries; `containers` would need a Docker engine and is not built yet. */
+async function checkBackend(backend: string): Promise<void> {
+  if (backend === 'local') return;
+  if (backend !== 'containers') throw new Error(`SWITCHYARD_TEST_BACKEND=${backend}: use local (the default) or containers`);
+  const socket = dockerSocketPath();
+  if (socket === null) {
+    throw new Error(`SWITCHYARD_TEST_BACKEND=containers: DOCKER_HOST=${process.env.DOCKER_HOST} is not a Unix socket, and the containers backend is not implemented yet; use SWITCHYARD_TEST_BACKEND=local`);
+  }
+  throw new Error(
+    (await canConnect(socket))
+      ? `SWITCHYARD_TEST_BACKEND=containers: a Docker engine answers at ${socket}, but the containers backend is not implemented yet; use SWITCHYARD_TEST_BACKEND=local`
+      : `SWITCHYARD_TEST_BACKEND=containers: no Docker engine is reachable at ${socket}; use SWITCHYARD_TEST_BACKEND=local (the machine's PostgreSQL and MariaDB binaries)`,
+  );
+}
+
+/** The Docker engine's Unix socket (DOCKER_HOST=unix://... or the default), or null when DOCKER_HOST is not a socket. */
+function dockerSocketPath(): string | null {
+  const host = process.env.DOCKER_HOST;
+  if (!host) return '/var/run/docker.sock';
+  return host.startsWith('unix://') ? host.slice('unix://'.length) : null;
+}
+
+function canConnect(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.setTimeout(2000);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
 }
