@@ -19,6 +19,9 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 # Debian's python3 (not a pyenv one on PATH) is the one the driver tests run.
 /usr/bin/python3 -c 'import psycopg2' >/dev/null 2>&1 || need_pkgs+=(python3-psycopg2)
 /usr/bin/python3 -c 'import pymysql' >/dev/null 2>&1 || need_pkgs+=(python3-pymysql)
+# pgjdbc for the JDBC driver tests (run as `java File.java`, which needs a JDK).
+[ -f /usr/share/java/postgresql.jar ] || need_pkgs+=(libpostgresql-jdbc-java)
+command -v javac >/dev/null 2>&1 || need_pkgs+=(default-jdk-headless)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

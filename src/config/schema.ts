@@ -14,7 +14,7 @@ export const DEFAULTS = {
   backend_tls: { mode: 'disable' },
   node: { weight: 1 },
   roles: 'auto',
-  pool: { mode: 'transaction', size: 20, min_idle: 0, acquire_timeout: '5s', idle_timeout: '60s' },
+  pool: { mode: 'transaction', size: 20, min_idle: 0, acquire_timeout: '5s', idle_timeout: '60s', prepared_statements: 256 },
   routing: {
     primary_reads: 0,
     max_replica_lag: { bytes: '16MB', time: '1s' },
@@ -94,7 +94,7 @@ const clusterSchema = z.strictObject({
   discovery: z
     .strictObject({ patroni: z.array(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).min(1, 'list at least one Patroni URL') })
     .optional(),
-  users: z.array(z.strictObject({ name: z.string().min(1), password: z.string() })).min(1, 'a cluster needs at least one user'),
+  users: z.array(z.strictObject({ name: z.string().min(1), password: z.string(), auth: z.enum(['scram-sha-256', 'md5']).default('scram-sha-256') })).min(1, 'a cluster needs at least one user'),
   pool: z
     .strictObject({
       mode: z.enum(['transaction', 'session']).default(DEFAULTS.pool.mode),
@@ -102,6 +102,7 @@ const clusterSchema = z.strictObject({
       min_idle: count(0).default(DEFAULTS.pool.min_idle),
       acquire_timeout: duration.prefault(DEFAULTS.pool.acquire_timeout),
       idle_timeout: duration.prefault(DEFAULTS.pool.idle_timeout),
+      prepared_statements: count(1).default(DEFAULTS.pool.prepared_statements),
     })
     .prefault({}),
   routing: z

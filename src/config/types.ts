@@ -46,6 +46,8 @@ export type RolesConfig = 'auto' | { primary: string };
 export interface UserConfig {
   name: string;
   password: string;
+  /** How clients prove the password to the proxy (PostgreSQL: scram-sha-256 | md5). */
+  auth: 'scram-sha-256' | 'md5';
 }
 
 export interface PoolConfig {
@@ -54,6 +56,8 @@ export interface PoolConfig {
   min_idle: number;
   acquire_timeout: number; // ms
   idle_timeout: number; // ms
+  /** Named statements kept prepared per server connection (LRU). */
+  prepared_statements: number;
 }
 
 export interface RoutingConfig {

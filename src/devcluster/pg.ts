@@ -37,6 +37,7 @@ local replication all trust
 host replication all 127.0.0.1/32 trust
 host all md5user 127.0.0.1/32 md5
 host all trustuser 127.0.0.1/32 trust
+host all plainuser 127.0.0.1/32 password
 host all all 127.0.0.1/32 scram-sha-256
 `;
 
@@ -240,13 +241,14 @@ export class PgCluster {
       // One statement, so the md5 setting applies to the CREATE ROLE (each query() is a new session).
       "DO $$ BEGIN SET LOCAL password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5pw'; END $$",
       'CREATE ROLE trustuser LOGIN',
-      'GRANT ALL ON DATABASE app TO md5user, trustuser',
+      "CREATE ROLE plainuser LOGIN PASSWORD 'plainpw'",
+      'GRANT ALL ON DATABASE app TO md5user, trustuser, plainuser',
       'GRANT pg_read_all_stats, pg_signal_backend TO app',
       'CREATE EXTENSION pg_stat_statements',
     ];
     for (const s of sql) await this.query(primary.name, s);
     await this.query(primary.name, 'CREATE EXTENSION pg_stat_statements', [], 'app');
-    await this.query(primary.name, 'GRANT ALL ON SCHEMA public TO md5user, trustuser', [], 'app');
+    await this.query(primary.name, 'GRANT ALL ON SCHEMA public TO md5user, trustuser, plainuser', [], 'app');
   }
 
   private async waitForStreaming(): Promise<void> {

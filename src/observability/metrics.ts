@@ -28,6 +28,10 @@ export interface ClusterStatus {
   name: string;
   protocol: 'postgres' | 'mysql';
   client_connections: number;
+  /** Sessions held on one backend connection for good (temp tables, LISTEN, ...). */
+  pinned_sessions?: number;
+  /** Autocommit reads run again after their backend connection died unanswered (since start). */
+  read_retries?: number;
   primary: string | null;
   split_brain: boolean;
   max_replica_lag_bytes: number;
@@ -112,6 +116,19 @@ export class Metrics {
     });
     gauge('switchyard_pool_waiting', 'Clients waiting for a backend connection per node.', ['cluster', 'node'], (g) => {
       for (const c of source.clusters()) for (const n of c.nodes) g.set({ cluster: c.name, node: n.name }, n.pool.waiting);
+    });
+    gauge('switchyard_pinned_sessions', 'Client sessions pinned to one backend connection.', ['cluster'], (g) => {
+      for (const c of source.clusters()) g.set({ cluster: c.name }, c.pinned_sessions ?? 0);
+    });
+    new client.Counter<'cluster'>({
+      name: 'switchyard_read_retries_total',
+      help: 'Autocommit reads retried on another connection after theirs died before answering.',
+      labelNames: ['cluster'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of source.clusters()) this.inc({ cluster: c.name }, c.read_retries ?? 0);
+      },
     });
     gauge('switchyard_primary_count', 'Writable nodes seen (1 is healthy; 0 no primary; 2+ split brain).', ['cluster'], (g) => {
       for (const c of source.clusters()) g.set({ cluster: c.name }, c.split_brain ? 2 : c.primary ? 1 : 0);

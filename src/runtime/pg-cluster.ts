@@ -31,6 +31,14 @@ export class PgClusterRuntime {
   private readonly pools = new Map<string, { node: string; pool: Pool<PgBackendConn> }>();
   private readonly sessions = new Map<number, { secret: number; session: Cancellable }>();
   clientConnections = 0;
+  /** Sessions held on one connection for good (temp tables, LISTEN, ...), shown in metrics. */
+  pinnedSessions = 0;
+  /** Autocommit reads run again after their backend connection died unanswered. */
+  readRetries = 0;
+  /** Named statements kept prepared per server connection before the least used is closed. */
+  get preparedCacheSize(): number {
+    return this.config.pool.prepared_statements;
+  }
 
   constructor(
     public config: ClusterConfig,
@@ -109,10 +117,16 @@ export class PgClusterRuntime {
   }
 
   /** Borrow a live connection, skipping (and discarding) any that broke while idle. */
-  async acquire(node: string, user: string, database: string, params: StartupParams): Promise<{ conn: PgBackendConn; pool: Pool<PgBackendConn> }> {
+  async acquire(
+    node: string,
+    user: string,
+    database: string,
+    params: StartupParams,
+    prefer?: (c: PgBackendConn) => boolean,
+  ): Promise<{ conn: PgBackendConn; pool: Pool<PgBackendConn> }> {
     const pool = this.pool(node, user, database, params);
     for (;;) {
-      const conn = await pool.acquire();
+      const conn = await pool.acquire(prefer ? { prefer } : undefined);
       if (!conn.broken) return { conn, pool };
       pool.discard(conn);
     }
@@ -144,6 +158,8 @@ export class PgClusterRuntime {
       name: this.name,
       protocol: 'postgres',
       client_connections: this.clientConnections,
+      pinned_sessions: this.pinnedSessions,
+      read_retries: this.readRetries,
       primary: snap.primary,
       split_brain: snap.splitBrain,
       max_replica_lag_bytes: budget.bytes,

@@ -33,6 +33,10 @@ export interface ProxyOptions {
   topYaml?: string;
   weights?: Record<string, number>;
   readOnlyListener?: boolean;
+  /** How clients log in to the proxy (users[].auth). */
+  userAuth?: 'scram-sha-256' | 'md5';
+  /** More users after the first (the first is the one the topology monitor logs in with). */
+  moreUsers?: { user: string; password: string }[];
 }
 
 export interface RunningProxy {
@@ -71,7 +75,7 @@ clusters:
 ${roPort ? `    listen_read_only: 127.0.0.1:${roPort}\n` : ''}    nodes:
 ${nodes}
     users:
-      - { name: ${opts.user.user}, password: "${opts.user.password}" }
+      - { name: ${opts.user.user}, password: "${opts.user.password}"${opts.userAuth ? `, auth: ${opts.userAuth}` : ''} }${(opts.moreUsers ?? []).map((u) => `\n      - { name: ${u.user}, password: "${u.password}" }`).join('')}
     health:
       interval: 100ms
       timeout: 1s

@@ -18,13 +18,20 @@ export async function decideRoute(
   runtime: PgClusterRuntime,
   statement: Classification,
   listener: 'rw' | 'ro',
-  session: { causalPosition?: bigint | null } = {},
+  session: { causalPosition?: bigint | null; avoidReplica?: string | null } = {},
 ): Promise<RoutedTo> {
   const cfg = runtime.config;
+  // A read being retried avoids the replica whose connection just died (the primary is never avoided).
+  const view = () => {
+    const snap = runtime.snapshot();
+    const avoid = session.avoidReplica;
+    if (!avoid || avoid === snap.primary) return snap;
+    return { ...snap, nodes: snap.nodes.filter((n) => n.name !== avoid) };
+  };
   const input = () => ({
     statement,
     listener,
-    snapshot: runtime.snapshot(),
+    snapshot: view(),
     routing: cfg.routing,
     session: { pinnedNode: null, causalPosition: session.causalPosition ?? null },
   });

@@ -1,12 +1,15 @@
 import net from 'node:net';
 import { ErrorCodes, SwitchyardError, isSwitchyardError, pgSqlState } from '../../errors.js';
-import { PgFrameReader, msg, parseBindHeader, parseParse, parseQuery, type PgFrame } from '../../protocol/pg/index.js';
+import { PgFrameReader, msg, type PgFrame } from '../../protocol/pg/index.js';
 import type { PgBackendConn, PgBackendOwner } from '../../backend/pg/conn.js';
 import type { Pool } from '../../pool/pool.js';
-import type { Classification } from '../../sql/index.js';
+import type { Classification, SessionEffect } from '../../sql/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { PgClusterRuntime, StartupParams } from '../../runtime/pg-cluster.js';
 import { decideRoute } from './route.js';
+import { ResponseFilter } from './response-filter.js';
+import { SessionSettings, connState, effectVerdict, type ClientStatement } from './session-state.js';
+import { BatchTranslator, classifySegment } from './translate.js';
 
 type Socket = net.Socket;
 
@@ -24,12 +27,7 @@ const COPY_FAIL = 0x66; // 'f'
 // Backend message types (server -> client).
 const READY = 0x5a; // 'Z'
 const COPY_IN = 0x47; // 'G'
-const COPY_OUT = 0x48; // 'H'
 const COPY_BOTH = 0x57; // 'W'
-const COPY_DONE_B = 0x63; // 'c'
-
-/** Session effects that cannot be replayed on another connection: the session stays on one. */
-const PINNING = new Set(['temp_table', 'listen', 'advisory_lock', 'cursor', 'sql_prepare', 'set', 'reset', 'discard', 'set_role', 'set_session_authorization', 'load', 'sql_execute', 'sql_deallocate']);
 
 /** Message types a client may send after login; anything else is a protocol violation. */
 const FRONTEND_TYPES = new Set([Q, P, B, S, H, F, X, COPY_DATA, COPY_DONE, COPY_FAIL, 0x44 /* D */, 0x45 /* E */, 0x43 /* C */]);
@@ -46,17 +44,25 @@ export interface PgSessionIdentity {
   listener: 'rw' | 'ro';
 }
 
+/** An autocommit read that may run again elsewhere if its connection dies before answering. */
+interface RetryableBatch {
+  frames: PgFrame[];
+  node: string;
+  answered: boolean;
+}
+
 /**
  * The ready phase of one client connection: frames from the client are grouped
  * into batches (a simple Query, or extended-protocol messages up to Sync), each
- * batch is routed, and the batch's messages are forwarded to one borrowed
- * backend connection. Server bytes are forwarded unchanged. The connection goes
+ * batch is routed by the most demanding of its statements, and its messages
+ * are forwarded to one borrowed backend connection, translated where the
+ * session's state requires (named statements, settings). The connection goes
  * back to its pool at the ReadyForQuery that ends the last outstanding batch
  * when no transaction is open and the session is not pinned.
  *
  * Batches run one after the other: a batch that arrives while another is in
- * flight waits in `queue` until that one's ReadyForQuery. This keeps responses
- * in order when consecutive batches go to different nodes.
+ * flight waits in `queue` until that one's ReadyForQuery, so answers stay in
+ * the order the client sent, even when consecutive batches go to different nodes.
  */
 export class PgSession implements PgBackendOwner {
   private readonly reader: PgFrameReader;
@@ -65,6 +71,8 @@ export class PgSession implements PgBackendOwner {
   private backend: PgBackendConn | null = null;
   private backendPool: Pool<PgBackendConn> | null = null;
   private backendRoute: 'primary' | 'replica' = 'primary';
+  private readonly filter = new ResponseFilter();
+  private translator: BatchTranslator | null = null;
   /** Messages of the current batch are being forwarded (no Sync/Query yet). */
   private batchOpen = false;
   /** Query/Sync/FunctionCall messages forwarded and not yet answered by ReadyForQuery. */
@@ -77,8 +85,20 @@ export class PgSession implements PgBackendOwner {
   private txStatus: 'I' | 'T' | 'E' = 'I';
   private closed = false;
   private batchStartedAt = 0;
-  /** Named prepared statements: client name -> class, so a later Bind routes correctly. */
-  private readonly statements = new Map<string, Classification['class']>();
+  private batchClass: Classification['class'] = 'write';
+  /** Named prepared statements of the client, by its names. */
+  readonly statements = new Map<string, ClientStatement>();
+  /** The last unnamed statement's classification (a Bind may come in a later batch). */
+  unnamedClassification: Classification | null = null;
+  private readonly settings = new SessionSettings();
+  /** Settings changes of the batch in flight, kept if it ends without error. */
+  private pendingEffects: SessionEffect[] = [];
+  private retry: RetryableBatch | null = null;
+  private retried = false;
+  /** The replica a retried read must not go back to. */
+  private avoidReplica: string | null = null;
+  /** Server bytes of a retryable read not yet forwarded (see onBackendData). */
+  private heldBack: Buffer | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -94,6 +114,10 @@ export class PgSession implements PgBackendOwner {
     socket.on('close', () => this.onClientClosed());
     socket.on('error', (e) => this.log.debug({ err: e.message }, 'client socket error'));
     if (initial.length > 0) this.onClientData(initial);
+  }
+
+  get isPinned(): boolean {
+    return this.pinned;
   }
 
   // ---- client side -------------------------------------------------------
@@ -114,7 +138,11 @@ export class PgSession implements PgBackendOwner {
       this.queuedBytes += f.raw.length;
     }
     if (this.queuedBytes > MAX_QUEUED_BYTES) this.socket.pause();
-    this.pump();
+    try {
+      this.pump();
+    } catch (e) {
+      this.fatal(e);
+    }
   }
 
   /** Moves queued client frames forward as far as the batch rules allow. */
@@ -144,24 +172,21 @@ export class PgSession implements PgBackendOwner {
         if (!this.batchOpen) {
           // A new batch waits for the previous one's ReadyForQuery, so answers stay in order.
           if (this.pendingSyncs > 0 || this.copyIn) return;
+          if (!this.backend && (type === S || type === H)) {
+            if (type === S) this.socket.write(msg.readyForQuery(this.txStatus));
+            this.shift();
+            continue;
+          }
+          const segment = this.segmentAtHead();
+          if (segment === null) return; // wait for the rest of the batch
+          const classification = classifySegment(this, segment, this.runtime.classifier, segment.length === this.queue.length && !endsSegment(segment[segment.length - 1]!.type));
           if (!this.backend) {
-            if (type === S) {
-              this.socket.write(msg.readyForQuery(this.txStatus));
-              this.shift();
-              continue;
-            }
-            if (type === H) {
-              this.shift();
-              continue;
-            }
-            this.startBatch(frame);
+            this.startBatch(segment, classification);
             return; // resumes from the acquire callback
           }
-          this.batchOpen = true;
-          this.batchStartedAt = performance.now();
-          this.routeWithinHeldConnection(frame);
-        } else if (type === P) {
-          this.noteParse(frame);
+          this.openBatch(classification);
+          this.runtime.counters.decision(classification.class, this.pinned ? 'pinned' : 'transaction');
+          this.runtime.counters.query(this.backend.node, this.backendRoute);
         }
         this.forward(frame);
       }
@@ -170,48 +195,51 @@ export class PgSession implements PgBackendOwner {
     }
   }
 
+  /**
+   * The frames of the batch at the head of the queue up to its first Sync or
+   * Flush (a Query or FunctionCall is a batch by itself), or null while that
+   * end has not arrived and the queue is still small: the batch is routed by
+   * all of its statements, so a write later in a pipeline is not sent to a replica.
+   */
+  private segmentAtHead(): PgFrame[] | null {
+    const head = this.queue[0]!;
+    if (head.type === Q || head.type === F) return [head];
+    for (let i = 0; i < this.queue.length; i++) {
+      const t = this.queue[i]!.type;
+      if (t === S || t === H) return this.queue.slice(0, i + 1);
+      if (t === Q || t === F || t === X) return this.queue.slice(0, i);
+    }
+    // A batch larger than the queue limit goes now, routed as unsure (see classifySegment).
+    return this.queuedBytes >= MAX_QUEUED_BYTES / 2 ? this.queue.slice() : null;
+  }
+
   private shift(): void {
     const f = this.queue.shift()!;
     this.queuedBytes -= f.raw.length;
     if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.socket.isPaused()) this.socket.resume();
   }
 
+  /** Translates one client message for the held connection and sends it. */
   private forward(frame: PgFrame): void {
     const type = frame.type;
-    this.backend!.write(frame.raw);
+    this.translator!.send(frame);
     this.shift();
     if (type === Q || type === S || type === F) {
       this.pendingSyncs++;
       this.batchOpen = false;
     }
+    const due = this.filter.takeReadySynthetic();
+    for (const d of due) this.socket.write(d);
   }
 
-  /** The held connection (transaction or pinned) serves the batch; only bookkeeping is needed. */
-  private routeWithinHeldConnection(frame: PgFrame): void {
-    const c = this.classOf(frame);
-    if (frame.type === P) this.noteParse(frame);
-    if (c) this.maybePin(c);
-    this.runtime.counters.decision(c?.class ?? 'write', this.pinned ? 'pinned' : 'transaction');
-    this.runtime.counters.query(this.backend!.node, this.backendRoute);
-  }
-
-  /** Classification of a batch's first message, when it carries SQL. */
-  private classOf(frame: PgFrame): Classification | null {
-    if (frame.type === Q) return this.runtime.classifier.classify(parseQuery(frame.payload));
-    if (frame.type === P) return this.runtime.classifier.classify(parseParse(frame.payload).query);
-    return null;
-  }
-
-  private noteParse(frame: PgFrame): void {
-    const parsed = parseParse(frame.payload);
-    if (parsed.name === '') return;
-    this.statements.set(parsed.name, this.runtime.classifier.classify(parsed.query).class);
-    // A named statement lives on one server connection: keep the session there.
-    this.pin();
-  }
-
-  private maybePin(c: Classification): void {
-    if (c.session?.some((e) => PINNING.has(e.kind) && !(e.kind === 'set' && e.local))) this.pin();
+  /** Bookkeeping at the start of a batch on the held connection: effects, pinning. */
+  private openBatch(c: Classification): void {
+    this.batchOpen = true;
+    this.batchStartedAt = performance.now();
+    this.batchClass = c.class;
+    const verdict = effectVerdict(c, this.txStatus !== 'I' || c.transaction !== undefined);
+    if (verdict === 'pin') this.pin();
+    else if (verdict === 'record') this.pendingEffects.push(...(c.session ?? []));
   }
 
   /**
@@ -220,30 +248,23 @@ export class PgSession implements PgBackendOwner {
    * could never write again. (State set inside a read-only transaction on a
    * replica therefore ends with that transaction.)
    */
-  private pin(): void {
+  pin(): void {
+    if (this.pinned) return;
     if (this.backendRoute === 'replica' && this.id.listener === 'rw') return;
     this.pinned = true;
+    this.runtime.pinnedSessions++;
   }
 
-  /** 1. classify the batch's first message, 2. route it, 3. borrow a connection, 4. resume pumping. */
-  private startBatch(frame: PgFrame): void {
-    let classification: Classification;
-    if (frame.type === Q || frame.type === P) {
-      classification = this.classOf(frame)!;
-    } else if (frame.type === B) {
-      const stmt = parseBindHeader(frame.payload).statement;
-      const known = stmt === '' ? undefined : this.statements.get(stmt);
-      classification = { class: known ?? 'write', reason: known ? 'read' : 'unknown', statements: 1, hints: {} } as Classification;
-    } else {
-      classification = { class: 'write', reason: 'unknown', statements: 1, hints: {} } as Classification;
-    }
-    if (frame.type === P && parseParse(frame.payload).name !== '') classification = { ...classification, class: 'write' };
-    const isSimple = frame.type === Q || frame.type === F;
+  /** 1. route the batch, 2. borrow a connection, 3. bring it to the session's state, 4. resume pumping. */
+  private startBatch(segment: PgFrame[], classification: Classification): void {
+    const head = segment[0]!;
+    const isSimple = head.type === Q || head.type === F;
     this.acquiring = true;
-    decideRoute(this.runtime, classification, this.id.listener)
+    decideRoute(this.runtime, classification, this.id.listener, { avoidReplica: this.avoidReplica })
       .then(async (decision) => {
         this.runtime.counters.decision(classification.class, decision.reason);
-        const { conn, pool } = await this.runtime.acquire(decision.node, this.id.user, this.id.database, this.id.params);
+        const settingsKey = this.settings.key;
+        const { conn, pool } = await this.runtime.acquire(decision.node, this.id.user, this.id.database, this.id.params, (c) => connState(c).settingsKey === settingsKey);
         if (this.closed) {
           pool.release(conn);
           return;
@@ -255,17 +276,19 @@ export class PgSession implements PgBackendOwner {
         this.backend = conn;
         this.backendPool = pool;
         this.backendRoute = decision.target;
+        this.translator = new BatchTranslator(this, conn, this.filter, this.runtime.preparedCacheSize, this.runtime.classifier);
         this.runtime.counters.query(conn.node, decision.target);
-        this.maybePin(classification);
+        // A complete autocommit read may run again elsewhere if this connection dies unanswered.
+        const complete = isSimple || segment[segment.length - 1]!.type === S;
+        this.retry = classification.class === 'read' && complete && this.txStatus === 'I' && !this.retried ? { frames: segment, node: conn.node, answered: false } : null;
         this.acquiring = false;
-        this.batchOpen = true;
-        this.batchStartedAt = performance.now();
-        if (frame.type === P) this.noteParse(frame);
-        const head = this.queue[0];
-        if (head === frame) {
-          this.backend.socket.cork();
-          this.forward(frame);
-          this.backend.socket.uncork();
+        conn.socket.cork();
+        try {
+          this.syncSettings(conn);
+          this.openBatch(classification);
+          if (this.queue[0] === head) this.forward(head);
+        } finally {
+          conn.socket.uncork();
         }
         this.pump();
       })
@@ -283,10 +306,51 @@ export class PgSession implements PgBackendOwner {
       });
   }
 
+  /** Replays the session's settings on a connection that carries others; its answers are swallowed. */
+  private syncSettings(conn: PgBackendConn): void {
+    const state = connState(conn);
+    const key = this.settings.key;
+    if (state.settingsKey === key) return;
+    conn.write(msg.query(this.settings.replaySql()));
+    this.filter.expect('query', true);
+    this.pendingSyncs++;
+    state.settingsKey = key;
+  }
+
   // ---- server side (PgBackendOwner) -------------------------------------
 
-  onBackendData(_conn: PgBackendConn, chunk: Buffer): void {
-    if (!this.socket.write(chunk)) this.backend?.pause();
+  onBackendData(conn: PgBackendConn, chunk: Buffer): void {
+    // While a read may still be retried, its first answer frames (RowDescription, notices)
+    // are held back: a server that is ending the connection (pg_terminate_backend, shutdown)
+    // may say FATAL after them, and then the read runs elsewhere instead.
+    if (this.retry && !this.retry.answered) {
+      const held = this.heldBack ? Buffer.concat([this.heldBack, chunk]) : chunk;
+      const verdict = holdBackVerdict(held);
+      if (verdict === 'fatal') {
+        this.heldBack = null;
+        this.log.debug({ node: conn.node }, 'backend ended the connection before answering a read');
+        conn.destroy(); // detaches us first, so the close is reported here, once
+        this.onBackendClosed(conn, 'terminated by the server');
+        return;
+      }
+      if (verdict === 'wait') {
+        this.heldBack = held;
+        return;
+      }
+      this.heldBack = null;
+      chunk = held;
+    }
+    const out = this.filter.feed(chunk);
+    if (out.length === 0) return;
+    if (this.retry) this.retry.answered = true;
+    let ok = true;
+    if (out.length === 1) ok = this.socket.write(out[0]!);
+    else {
+      this.socket.cork();
+      for (const b of out) ok = this.socket.write(b);
+      this.socket.uncork();
+    }
+    if (!ok) this.backend?.pause();
   }
 
   onBackendFrame(conn: PgBackendConn, type: number, _payload: Buffer | null): void {
@@ -294,18 +358,26 @@ export class PgSession implements PgBackendOwner {
       this.pendingSyncs = Math.max(0, this.pendingSyncs - 1);
       this.txStatus = conn.txStatus;
       this.copyIn = false;
-      if (this.pendingSyncs === 0) {
-        const seconds = (performance.now() - this.batchStartedAt) / 1000;
-        (this.backendRoute === 'primary' ? this.runtime.counters.durationPrimary : this.runtime.counters.durationReplica).observe(seconds);
-        if (this.txStatus === 'I' && !this.pinned && !this.batchOpen) this.releaseBackend();
-      }
+      if (this.pendingSyncs === 0) this.endOfBatches(conn);
       this.pump();
     } else if (type === COPY_IN || type === COPY_BOTH) {
       this.copyIn = true;
       this.pump();
-    } else if (type === COPY_OUT || type === COPY_DONE_B) {
-      // Server-to-client COPY needs nothing from us: its bytes are forwarded like any others.
     }
+  }
+
+  /** Every batch sent so far is answered: settle settings, observe the duration, maybe release. */
+  private endOfBatches(conn: PgBackendConn): void {
+    const seconds = (performance.now() - this.batchStartedAt) / 1000;
+    (this.backendRoute === 'primary' ? this.runtime.counters.durationPrimary : this.runtime.counters.durationReplica).observe(seconds);
+    if (this.pendingEffects.length > 0 && !this.filter.errorSinceReady && this.txStatus === 'I') {
+      this.settings.apply(this.pendingEffects);
+      connState(conn).settingsKey = this.settings.key;
+    }
+    this.pendingEffects = [];
+    this.filter.errorSinceReady = false;
+    this.retry = null;
+    if (this.txStatus === 'I' && !this.pinned && !this.batchOpen) this.releaseBackend();
   }
 
   onBackendClosed(conn: PgBackendConn, reason: string): void {
@@ -314,15 +386,36 @@ export class PgSession implements PgBackendOwner {
     this.backendPool?.discard(conn);
     this.backend = null;
     this.backendPool = null;
-    const err = new SwitchyardError(ErrorCodes.BACKEND_GONE, `connection to node ${conn.node} was lost: ${reason}`);
-    // Every outstanding Query/Sync gets its error and ReadyForQuery; an open extended
-    // batch is discarded up to its Sync. The session itself stays usable.
+    this.translator = null;
+    this.filter.reset();
+    const retry = this.retry;
+    this.retry = null;
+    this.heldBack = null;
     const outstanding = this.pendingSyncs;
     this.pendingSyncs = 0;
     this.copyIn = false;
+    this.pendingEffects = [];
+    const wasPinned = this.pinned;
+    if (this.pinned) this.runtime.pinnedSessions--;
     this.pinned = false;
-    this.statements.clear();
     this.txStatus = 'I';
+    // 0. A pinned session's state (temp tables, LISTEN, locks) died with its connection:
+    //    like PostgreSQL itself, end the client's connection rather than go on without it.
+    if (wasPinned) return this.fatal(new SwitchyardError(ErrorCodes.BACKEND_GONE, `connection to node ${conn.node} was lost with this session's state: ${reason}`));
+    // 1. An autocommit read that got no answer yet runs once more, routed afresh.
+    if (retry && !retry.answered && !this.batchOpen) {
+      this.retried = true;
+      this.avoidReplica = retry.node;
+      this.runtime.readRetries++;
+      this.log.info({ node: retry.node }, 'read retried after its backend connection was lost');
+      this.queue.unshift(...retry.frames);
+      for (const f of retry.frames) this.queuedBytes += f.raw.length;
+      this.pump();
+      return;
+    }
+    // 2. Otherwise every outstanding Query/Sync gets its error and ReadyForQuery; an open
+    //    extended batch is discarded up to its Sync. The session itself stays usable.
+    const err = new SwitchyardError(ErrorCodes.BACKEND_GONE, `connection to node ${conn.node} was lost: ${reason}`);
     for (let i = 0; i < outstanding; i++) {
       this.sendError(err);
       this.socket.write(msg.readyForQuery('I'));
@@ -341,10 +434,7 @@ export class PgSession implements PgBackendOwner {
   cancel(): void {
     const b = this.backend;
     if (!b || this.pendingSyncs === 0) return;
-    const s = net.connect({ host: b.host, port: b.port });
-    s.on('error', () => s.destroy());
-    s.on('connect', () => s.end(msg.cancelRequest(b.pid, b.secret)));
-    s.setTimeout(5000, () => s.destroy());
+    sendCancel(b);
   }
 
   private releaseBackend(): void {
@@ -352,6 +442,10 @@ export class PgSession implements PgBackendOwner {
     const pool = this.backendPool;
     this.backend = null;
     this.backendPool = null;
+    this.translator = null;
+    this.retried = false;
+    this.avoidReplica = null;
+    this.filter.reset();
     if (!conn || !pool) return;
     conn.detach();
     conn.resume();
@@ -368,14 +462,15 @@ export class PgSession implements PgBackendOwner {
    * The client is gone. A connection it held must not go back dirty:
    *   1. a query still running is cancelled and the connection destroyed;
    *   2. an idle open transaction is rolled back, then the connection is returned;
-   *   3. a pinned session's connection (temp tables, LISTEN, named statements) is destroyed;
-   *   4. otherwise it is returned as is.
+   *   3. a pinned session's connection (temp tables, LISTEN, locks) is destroyed;
+   *   4. otherwise it is returned as is (its settings and statements are known per connection).
    */
   private onClientClosed(): void {
     if (this.closed) return;
     this.closed = true;
     this.runtime.unregisterSession(this.id.pid);
     this.runtime.clientConnections--;
+    if (this.pinned) this.runtime.pinnedSessions--;
     const conn = this.backend;
     const pool = this.backendPool;
     this.backend = null;
@@ -383,11 +478,7 @@ export class PgSession implements PgBackendOwner {
     if (!conn || !pool) return;
     conn.detach();
     if (this.pendingSyncs > 0 || this.copyIn || this.batchOpen || this.pinned) {
-      if (this.pendingSyncs > 0) {
-        const s = net.connect({ host: conn.host, port: conn.port });
-        s.on('error', () => s.destroy());
-        s.on('connect', () => s.end(msg.cancelRequest(conn.pid, conn.secret)));
-      }
+      if (this.pendingSyncs > 0) sendCancel(conn);
       pool.discard(conn);
       conn.destroy();
     } else if (conn.txStatus !== 'I') {
@@ -407,12 +498,69 @@ export class PgSession implements PgBackendOwner {
 
   /** A protocol violation from the client: FATAL 08P01 and close. */
   private fatal(err: unknown): void {
+    if (this.closed) return;
     const code = isSwitchyardError(err) ? err.code : ErrorCodes.PROTOCOL_VIOLATION;
+    if (!isSwitchyardError(err)) this.log.error({ err }, 'internal error in session');
     this.runtime.counters.error(code);
     const message = err instanceof Error ? err.message : String(err);
     this.socket.end(msg.errorResponse({ severity: 'FATAL', code: pgSqlState[code], message }));
     this.onClientClosed();
   }
+}
+
+/** Frames that may precede a FATAL without the client having seen any result yet. */
+const HOLDABLE = new Set([0x54 /* T */, 0x4e /* N */, 0x53 /* S */, 0x74 /* t */, 0x31 /* 1 */, 0x32 /* 2 */]);
+/** Most bytes held back; beyond this the answer is forwarded (no retry). */
+const MAX_HELD_BACK = 64 * 1024;
+
+/**
+ * Walks the frames at the start of a read's answer: 'fatal' if a FATAL or PANIC
+ * ErrorResponse comes before any result, 'wait' while only holdable frames (or
+ * an incomplete ErrorResponse) were seen, else 'flush'.
+ */
+function holdBackVerdict(buf: Buffer): 'fatal' | 'wait' | 'flush' {
+  let pos = 0;
+  while (pos + 5 <= buf.length) {
+    const type = buf[pos]!;
+    const end = pos + 1 + buf.readInt32BE(pos + 1);
+    if (type === 0x45 /* E */) {
+      if (end > buf.length) return buf.length > MAX_HELD_BACK ? 'flush' : 'wait';
+      return isFatalError(buf.subarray(pos, end)) ? 'fatal' : 'flush';
+    }
+    if (!HOLDABLE.has(type)) return 'flush';
+    pos = end;
+  }
+  return buf.length > MAX_HELD_BACK ? 'flush' : 'wait';
+}
+
+/** True when the buffer starts with a whole ErrorResponse of severity FATAL or PANIC. */
+function isFatalError(chunk: Buffer): boolean {
+  if (chunk.length < 6 || chunk[0] !== 0x45) return false;
+  const end = Math.min(chunk.length, 1 + chunk.readInt32BE(1));
+  let pos = 5;
+  while (pos < end && chunk[pos] !== 0) {
+    const field = chunk[pos]!;
+    const stop = chunk.indexOf(0, pos + 1);
+    if (stop < 0 || stop >= end) return false;
+    if (field === 0x53 /* S */) {
+      const severity = chunk.toString('latin1', pos + 1, stop);
+      return severity === 'FATAL' || severity === 'PANIC';
+    }
+    pos = stop + 1;
+  }
+  return false;
+}
+
+function endsSegment(type: number): boolean {
+  return type === S || type === H || type === Q || type === F;
+}
+
+/** Cancels whatever runs on a server connection, with that connection's own key. */
+function sendCancel(conn: PgBackendConn): void {
+  const s = net.connect({ host: conn.host, port: conn.port });
+  s.on('error', () => s.destroy());
+  s.on('connect', () => s.end(msg.cancelRequest(conn.pid, conn.secret)));
+  s.setTimeout(5000, () => s.destroy());
 }
 
 /** Roll back an abandoned transaction, then return the connection (or drop it if that fails). */

@@ -158,7 +158,9 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
     if (minor > 0 || unrecognized.length > 0) socket.write(msg.negotiateProtocolVersion(0, unrecognized));
     identity = { user, database: all['database'] || user, params };
     reader.setStartup(false);
-    auth = new ClientAuthenticator('scram-sha-256', user, runtime.password(user));
+    // Unknown users get SCRAM too, and fail it the same way (28P01) as a wrong password.
+    const method = runtime.config.users.find((u) => u.name === user)?.auth ?? 'scram-sha-256';
+    auth = new ClientAuthenticator(method, user, runtime.password(user));
     socket.write(auth.begin());
   };
 

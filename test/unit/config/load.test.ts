@@ -29,7 +29,8 @@ describe('defaults', () => {
     expect(cluster.tls).toBeUndefined();
     expect(cluster.listen_read_only).toBeUndefined();
     expect(cluster.discovery).toBeUndefined();
-    expect(cluster.pool).toEqual({ mode: 'transaction', size: 20, min_idle: 0, acquire_timeout: 5000, idle_timeout: 60_000 });
+    expect(cluster.pool).toEqual({ mode: 'transaction', size: 20, min_idle: 0, acquire_timeout: 5000, idle_timeout: 60_000, prepared_statements: 256 });
+    expect(cluster.users.every((u) => u.auth === 'scram-sha-256')).toBe(true);
     expect(cluster.routing).toEqual({
       primary_reads: 0,
       max_replica_lag: { bytes: 16 * 1024 ** 2, time: 1000 },
