@@ -279,3 +279,39 @@ describe('read retry', () => {
     expect((proxy.app.status().clusters[0]!.read_retries ?? 0) - retriesBefore).toBeGreaterThan(0);
   });
 });
+
+describe('pool.mode: session', () => {
+  it('a client keeps one primary and one replica connection, with its settings on both', async () => {
+    const sp = await startProxy({ nodes: info.nodes, user: app, clusterYaml: '    pool:\n      mode: session\n      size: 4\n    routing:\n      consistency: eventual\n' });
+    try {
+      const a = new pg.Client({ connectionString: sp.url(info.database) });
+      const b = new pg.Client({ connectionString: sp.url(info.database) });
+      await a.connect();
+      await b.connect();
+      await a.query("SET statement_timeout = '2345ms'");
+      const reads = new Set<string>();
+      const writes = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const w = await a.query("INSERT INTO fid_t (v) VALUES (-20) RETURNING inet_server_port() AS port, pg_backend_pid() AS pid, current_setting('statement_timeout') AS t");
+        writes.add(`${w.rows[0].port}/${w.rows[0].pid}/${w.rows[0].t}`);
+        const r = await a.query("SELECT inet_server_port() AS port, pg_backend_pid() AS pid, current_setting('statement_timeout') AS t");
+        reads.add(`${r.rows[0].port}/${r.rows[0].pid}/${r.rows[0].t}`);
+      }
+      expect(writes.size).toBe(1);
+      expect(reads.size).toBe(1);
+      const [wPort, , wT] = [...writes][0]!.split('/');
+      const [rPort, , rT] = [...reads][0]!.split('/');
+      expect(Number(wPort)).toBe(info.nodes[0]!.port);
+      expect(Number(rPort)).not.toBe(info.nodes[0]!.port);
+      expect([wT, rT]).toEqual(['2345ms', '2345ms']);
+      // Another client has its own connections and none of a's settings.
+      const other = await b.query("SELECT pg_backend_pid() AS pid, current_setting('statement_timeout') AS t");
+      expect(other.rows[0].t).toBe('0');
+      expect(`${rPort}/${other.rows[0].pid}`).not.toBe([...reads][0]!.split('/').slice(0, 2).join('/'));
+      await a.end();
+      await b.end();
+    } finally {
+      await sp.stop();
+    }
+  });
+});

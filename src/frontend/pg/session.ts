@@ -7,6 +7,7 @@ import type { Classification, SessionEffect } from '../../sql/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { PgClusterRuntime, StartupParams } from '../../runtime/pg-cluster.js';
 import { decideRoute } from './route.js';
+import { replicaEligibility } from '../../routing/eligibility.js';
 import { ResponseFilter } from './response-filter.js';
 import { SessionSettings, connState, effectVerdict, type ClientStatement } from './session-state.js';
 import { BatchTranslator, classifySegment } from './translate.js';
@@ -97,6 +98,8 @@ export class PgSession implements PgBackendOwner {
   private retried = false;
   /** The replica a retried read must not go back to. */
   private avoidReplica: string | null = null;
+  /** pool.mode: session: the idle connections this client keeps, by route. */
+  private readonly held = new Map<'primary' | 'replica', { conn: PgBackendConn; pool: Pool<PgBackendConn> }>();
   /** Server bytes of a retryable read not yet forwarded (see onBackendData). */
   private heldBack: Buffer | null = null;
 
@@ -263,8 +266,7 @@ export class PgSession implements PgBackendOwner {
     decideRoute(this.runtime, classification, this.id.listener, { avoidReplica: this.avoidReplica })
       .then(async (decision) => {
         this.runtime.counters.decision(classification.class, decision.reason);
-        const settingsKey = this.settings.key;
-        const { conn, pool } = await this.runtime.acquire(decision.node, this.id.user, this.id.database, this.id.params, (c) => connState(c).settingsKey === settingsKey);
+        const { conn, pool } = this.takeHeld(decision) ?? (await this.borrow(decision.node));
         if (this.closed) {
           pool.release(conn);
           return;
@@ -304,6 +306,35 @@ export class PgSession implements PgBackendOwner {
         }
         this.pump();
       });
+  }
+
+  /** A pooled connection to `node`, preferring one whose settings already match the session's. */
+  private borrow(node: string): Promise<{ conn: PgBackendConn; pool: Pool<PgBackendConn> }> {
+    const settingsKey = this.settings.key;
+    return this.runtime.acquire(node, this.id.user, this.id.database, this.id.params, (c) => connState(c).settingsKey === settingsKey);
+  }
+
+  /**
+   * pool.mode: session keeps one primary and (lazily) one replica connection for
+   * the client's whole session. The held replica serves reads as long as the
+   * snapshot still lets it; otherwise it goes back and the router's pick is used.
+   */
+  private takeHeld(decision: { node: string; target: 'primary' | 'replica' }): { conn: PgBackendConn; pool: Pool<PgBackendConn> } | null {
+    const slot = this.held.get(decision.target);
+    if (!slot) return null;
+    this.held.delete(decision.target);
+    const snap = this.runtime.snapshot();
+    const state = snap.nodes.find((n) => n.name === slot.conn.node);
+    const cfg = this.runtime.config.routing;
+    const usable =
+      !slot.conn.broken &&
+      (decision.target === 'primary'
+        ? slot.conn.node === snap.primary
+        : state !== undefined && replicaEligibility(state, { bytes: cfg.max_replica_lag.bytes, timeMs: cfg.max_replica_lag.time }).eligible);
+    if (usable) return slot;
+    if (slot.conn.broken) slot.pool.discard(slot.conn);
+    else slot.pool.release(slot.conn);
+    return null;
   }
 
   /** Replays the session's settings on a connection that carries others; its answers are swallowed. */
@@ -449,7 +480,8 @@ export class PgSession implements PgBackendOwner {
     if (!conn || !pool) return;
     conn.detach();
     conn.resume();
-    pool.release(conn);
+    if (this.runtime.config.pool.mode === 'session') this.held.set(this.backendRoute, { conn, pool });
+    else pool.release(conn);
   }
 
   private terminate(): void {
@@ -471,6 +503,12 @@ export class PgSession implements PgBackendOwner {
     this.runtime.unregisterSession(this.id.pid);
     this.runtime.clientConnections--;
     if (this.pinned) this.runtime.pinnedSessions--;
+    // Connections held idle in pool.mode: session go back as they are (idle, no transaction).
+    for (const { conn, pool } of this.held.values()) {
+      if (conn.broken) pool.discard(conn);
+      else pool.release(conn);
+    }
+    this.held.clear();
     const conn = this.backend;
     const pool = this.backendPool;
     this.backend = null;
