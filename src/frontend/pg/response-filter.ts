@@ -60,6 +60,8 @@ export class ResponseFilter {
   private headerFill = 0;
   private bodyLeft = 0;
   private dropping = false;
+  /** The server sent FATAL/PANIC: the connection is ending. */
+  sawFatal = false;
   /** An ErrorResponse was answered since the last ReadyForQuery. */
   errorSinceReady = false;
 
@@ -94,6 +96,7 @@ export class ResponseFilter {
     this.bodyLeft = 0;
     this.dropping = false;
     this.errorSinceReady = false;
+    this.sawFatal = false;
   }
 
   /**
@@ -140,7 +143,11 @@ export class ResponseFilter {
         length = this.header.readInt32BE(1);
       }
       // 2. Decide the frame's fate and keep the forwarded run contiguous.
-      const drop = this.classify(type);
+      // A FATAL/PANIC error is the server ending this connection, not an answer the client's
+      // session should see: the session reports the loss itself (08006) when the socket closes.
+      const fatal = type === T_ERROR && isFatalStart(chunk, pos, length - 4);
+      if (fatal) this.sawFatal = true;
+      const drop = fatal || this.classify(type);
       const wasDropping = this.dropping;
       const splitHeader = frameStart + HEADER !== pos;
       if (drop) {
@@ -244,4 +251,25 @@ export class ResponseFilter {
   get active(): boolean {
     return this.special > 0;
   }
+}
+
+/**
+ * Whether the ErrorResponse body starting at `pos` says FATAL or PANIC, judged by
+ * its first two fields (S, localized, then V, never localized) as far as the chunk
+ * holds them. A body split before that point counts as not fatal.
+ */
+function isFatalStart(chunk: Buffer, pos: number, bodyLength: number): boolean {
+  const end = Math.min(chunk.length, pos + bodyLength);
+  for (let field = 0; field < 2 && pos < end; field++) {
+    const code = chunk[pos]!;
+    const stop = chunk.indexOf(0, pos + 1);
+    if (stop < 0 || stop >= end) return false;
+    if (code === 0x53 || code === 0x56) {
+      const v = chunk.toString('latin1', pos + 1, stop);
+      if (v === 'FATAL' || v === 'PANIC') return true;
+      if (code === 0x56) return false;
+    }
+    pos = stop + 1;
+  }
+  return false;
 }

@@ -98,6 +98,8 @@ export class PgSession implements PgBackendOwner {
   private retried = false;
   /** The replica a retried read must not go back to. */
   private avoidReplica: string | null = null;
+  /** The open transaction's connection died while the client was idle: its next batch fails. */
+  private lostTransaction: SwitchyardError | null = null;
   /** pool.mode: session: the idle connections this client keeps, by route. */
   private readonly held = new Map<'primary' | 'replica', { conn: PgBackendConn; pool: Pool<PgBackendConn> }>();
   /** Server bytes of a retryable read not yet forwarded (see onBackendData). */
@@ -182,6 +184,11 @@ export class PgSession implements PgBackendOwner {
           }
           const segment = this.segmentAtHead();
           if (segment === null) return; // wait for the rest of the batch
+          if (this.lostTransaction) {
+            this.failBatch(this.lostTransaction, segment[0]!);
+            this.lostTransaction = null;
+            continue;
+          }
           const classification = classifySegment(this, segment, this.runtime.classifier, segment.length === this.queue.length && !endsSegment(segment[segment.length - 1]!.type));
           if (!this.backend) {
             this.startBatch(segment, classification);
@@ -297,15 +304,20 @@ export class PgSession implements PgBackendOwner {
       .catch((err) => {
         this.acquiring = false;
         if (this.closed) return;
-        this.sendError(err);
-        if (isSimple) {
-          this.shift();
-          this.socket.write(msg.readyForQuery(this.txStatus));
-        } else {
-          this.discardUntilSync = true;
-        }
+        this.failBatch(err, head);
         this.pump();
       });
+  }
+
+  /** Answers a batch that cannot run with one error, as PostgreSQL would answer a failing one. */
+  private failBatch(err: unknown, head: PgFrame): void {
+    this.sendError(err);
+    if (head.type === Q || head.type === F) {
+      this.shift();
+      this.socket.write(msg.readyForQuery(this.txStatus));
+    } else {
+      this.discardUntilSync = true;
+    }
   }
 
   /** A pooled connection to `node`, preferring one whose settings already match the session's. */
@@ -427,6 +439,7 @@ export class PgSession implements PgBackendOwner {
     this.copyIn = false;
     this.pendingEffects = [];
     const wasPinned = this.pinned;
+    const txWasOpen = this.txStatus !== 'I';
     if (this.pinned) this.runtime.pinnedSessions--;
     this.pinned = false;
     this.txStatus = 'I';
@@ -447,6 +460,9 @@ export class PgSession implements PgBackendOwner {
     // 2. Otherwise every outstanding Query/Sync gets its error and ReadyForQuery; an open
     //    extended batch is discarded up to its Sync. The session itself stays usable.
     const err = new SwitchyardError(ErrorCodes.BACKEND_GONE, `connection to node ${conn.node} was lost: ${reason}`);
+    // 3. An idle open transaction died unseen: the client's next statement must not run
+    //    outside the transaction it believes in, so that statement gets the error.
+    if (txWasOpen && outstanding === 0 && !this.batchOpen) this.lostTransaction = err;
     for (let i = 0; i < outstanding; i++) {
       this.sendError(err);
       this.socket.write(msg.readyForQuery('I'));
