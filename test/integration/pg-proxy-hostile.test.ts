@@ -113,6 +113,19 @@ describe('hostile input during startup and authentication', () => {
   });
 });
 
+describe('protocol negotiation', () => {
+  it('a 3.1 startup with an unknown _pq_ option gets NegotiateProtocolVersion (3.0, the option listed), then authentication', async () => {
+    const body = Buffer.concat([int32(0x00030001), Buffer.from('user\0app\0database\0app\0_pq_.fancy\0on\0\0')]);
+    const r = await exchange([Buffer.concat([int32(body.length + 4), body])], { waitMs: 500 });
+    expect(String.fromCharCode(r.data[0]!)).toBe('v');
+    const len = r.data.readInt32BE(1);
+    expect(r.data.readInt32BE(5)).toBe(0x00030000);
+    expect(r.data.readInt32BE(9)).toBe(1);
+    expect(r.data.subarray(13, 1 + len).toString()).toBe('_pq_.fancy\0');
+    expect(String.fromCharCode(r.data[1 + len]!)).toBe('R');
+  });
+});
+
 describe('hostile input after login', () => {
   async function loggedInSocket(): Promise<{ sock: net.Socket; received: Buffer[] }> {
     // Log in with node-postgres, then take over its socket to send raw bytes.

@@ -192,6 +192,19 @@ describe('session state', () => {
     await other.end();
   });
 
+  it('startup parameters (options=-c, application_name) hold on every node', async () => {
+    const c = new pg.Client({ connectionString: proxy.url(info.database), options: '-c statement_timeout=1717', application_name: 'fid-app' });
+    await c.connect();
+    const seen = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      const r = await c.query("SELECT current_setting('statement_timeout') AS t, current_setting('application_name') AS a, inet_server_port() AS port");
+      expect(r.rows[0]).toMatchObject({ t: '1717ms', a: 'fid-app' });
+      seen.add(ports[r.rows[0].port]!);
+    }
+    expect(seen.size).toBe(2);
+    await c.end();
+  });
+
   it('a failed SET is not replayed', async () => {
     const c = client();
     await c.connect();
