@@ -22,6 +22,9 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 # pgjdbc for the JDBC driver tests (run as `java File.java`, which needs a JDK).
 [ -f /usr/share/java/postgresql.jar ] || need_pkgs+=(libpostgresql-jdbc-java)
 command -v javac >/dev/null 2>&1 || need_pkgs+=(default-jdk-headless)
+# Prometheus (and promtool) for the scrape and alert-rule tests; Chromium for the stats page test.
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -36,7 +39,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
   # 2. In case a service started anyway (systemd-less images ignore policy-rc.d rarely).
-  (service postgresql stop || true; service mariadb stop || true) >/dev/null 2>&1
+  (service postgresql stop || true; service mariadb stop || true; service prometheus stop || true) >/dev/null 2>&1
 fi
 
 # 3. npm packages.

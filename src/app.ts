@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type { ClusterConfig, Config } from './config/types.js';
 import { loadConfigFile, formatProblem } from './config/load.js';
+import { watchConfigFile, type ConfigWatcher } from './config/watch.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics, type ClusterStatus } from './observability/metrics.js';
 import { AdminServer } from './admin/server.js';
@@ -14,8 +15,24 @@ import type { TopologySnapshot } from './routing/topology.js';
 
 interface RunningCluster {
   runtime: PgClusterRuntime;
-  monitor: PgTopologyMonitor;
-  listeners: BoundListener[];
+  monitor: TopologyMonitorLike;
+  /** [0] the rw listener, [1] the read-only one (when configured). */
+  listeners: (BoundListener | undefined)[];
+  /** Binds a listener of this cluster on an address (hot reload of `listen`). */
+  bind(which: 'rw' | 'ro', address: string): Promise<BoundListener>;
+}
+
+/** What the App needs of a cluster's topology monitor (its own, or a feed from the --workers primary). */
+export interface TopologyMonitorLike {
+  start(): void;
+  stop(): void;
+  update(config: ClusterConfig): void;
+  setDrained(node: string, drained: boolean): void;
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  problems: string[];
 }
 
 export interface AppOptions {
@@ -23,6 +40,12 @@ export interface AppOptions {
   env?: Record<string, string | undefined>;
   /** Replaces the logger built from config (tests). */
   logger?: Logger;
+  /** Reload when the file's content changes (default true; off in cluster workers, where the primary watches). */
+  watch?: boolean;
+  /** Serve admin HTTP (default true; off in cluster workers, where the primary serves it). */
+  admin?: boolean;
+  /** A monitor that publishes into `holder` from elsewhere (--workers); null: run our own. */
+  topologyFeed?: (cfg: ClusterConfig, holder: TopologyHolder) => TopologyMonitorLike | null;
 }
 
 /**
@@ -39,6 +62,11 @@ export class App {
   private configSha = '';
   private loadedAt = new Date();
   private clientCount = 0;
+  private watcher: ConfigWatcher | null = null;
+  /** Listeners replaced by a reload: no longer accepting, but their clients are closed at stop(). */
+  private retired: BoundListener[] = [];
+  /** Reloads run one at a time, in the order asked for. */
+  private reloading: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: AppOptions) {}
 
@@ -50,7 +78,7 @@ export class App {
     this.config = loaded.config;
     this.configSha = loaded.sha256;
     this.log = this.opts.logger ?? createLogger({ level: this.config.log.level, format: this.config.log.format });
-    this.metrics = new Metrics({ clusters: () => this.clusterStatuses() });
+    this.metrics = new Metrics({ clusters: () => this.clusterStatuses(), maxClientConnections: () => this.config.limits.max_client_connections });
     for (const c of this.config.clusters) {
       if (c.protocol !== 'postgres') {
         throw new Error(`cluster ${c.name}: protocol "${c.protocol}" is not served by this build yet (PostgreSQL only)`);
@@ -67,18 +95,25 @@ export class App {
       },
       this.config.admin.token,
     );
-    await this.admin.listen(this.config.admin.listen);
+    if (this.opts.admin !== false) await this.admin.listen(this.config.admin.listen);
+    if (this.opts.watch !== false) {
+      this.watcher = watchConfigFile(this.opts.configPath, this.configSha, () => {
+        this.log.info('config file changed');
+        void this.reload();
+      });
+    }
     this.log.info({ clusters: [...this.clusters.keys()], admin: this.config.admin.listen }, 'switchyard started');
   }
 
   private async startCluster(cfg: ClusterConfig): Promise<RunningCluster> {
     const holder = new TopologyHolder(initialSnapshot(cfg));
     const log = this.log.child({ cluster: cfg.name });
-    const monitor = new PgTopologyMonitor(cfg, holder, log);
+    const monitor = this.opts.topologyFeed?.(cfg, holder) ?? new PgTopologyMonitor(cfg, holder, log);
     const runtime = new PgClusterRuntime(cfg, this.config.limits, holder, this.metrics, log);
+    runtime.failureSink = (node, error) => (monitor as { reportFailure?: (n: string, e: string) => void }).reportFailure?.(node, error);
     monitor.start();
     const tlsContext = cfg.tls && cfg.tls.mode !== 'disable' ? tls.createSecureContext({ cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) }) : null;
-    const listeners: BoundListener[] = [];
+    const listeners: (BoundListener | undefined)[] = [];
     const ctx = (listener: 'rw' | 'ro') => ({
       runtime,
       listener,
@@ -93,19 +128,19 @@ export class App {
         this.clientCount--;
       },
     });
+    const bind = (which: 'rw' | 'ro', address: string) => {
+      const c = ctx(which);
+      return listen(address, (s) => handlePgConnection(s, c));
+    };
     try {
-      const rw = ctx('rw');
-      listeners.push(await listen(cfg.listen, (s) => handlePgConnection(s, rw)));
-      if (cfg.listen_read_only) {
-        const ro = ctx('ro');
-        listeners.push(await listen(cfg.listen_read_only, (s) => handlePgConnection(s, ro)));
-      }
+      listeners.push(await bind('rw', cfg.listen));
+      if (cfg.listen_read_only) listeners.push(await bind('ro', cfg.listen_read_only));
     } catch (e) {
       monitor.stop();
-      for (const l of listeners) await l.close();
+      for (const l of listeners) await l?.close();
       throw new Error(`cluster ${cfg.name}: cannot listen: ${(e as Error).message}`);
     }
-    return { runtime, monitor, listeners };
+    return { runtime, monitor, listeners, bind };
   }
 
   /** The port a cluster's listener actually bound (tests listen on port 0). */
@@ -117,7 +152,11 @@ export class App {
   }
 
   clusterStatuses(): ClusterStatus[] {
-    return [...this.clusters.values()].map((c) => c.runtime.status());
+    return [...this.clusters.values()].map((c) => {
+      const st = c.runtime.status();
+      const counters = c.runtime.counters;
+      return { ...st, reads: counters.reads, writes: counters.writes, nodes: st.nodes.map((n) => ({ ...n, queries: counters.nodeQueries(n.name) })) };
+    });
   }
 
   status() {
@@ -126,7 +165,7 @@ export class App {
 
   ready(): boolean {
     for (const c of this.clusters.values()) {
-      if (c.listeners.length === 0) return false;
+      if (!c.listeners[0]) return false;
       if (!c.runtime.snapshot().nodes.some((n) => n.up)) return false;
     }
     return this.clusters.size > 0;
@@ -141,35 +180,70 @@ export class App {
   }
 
   /**
-   * Reload: 1. validate the file, 2. build the new per-cluster settings,
-   * 3. swap them in, 4. leave open sessions alone. An invalid file changes nothing.
-   * Clusters added or removed and changed listen addresses need a restart (for now).
+   * Reload: 1. validate the file, 2. build: bind any changed listen address,
+   * 3. swap the per-cluster settings in, 4. drain: the old listener stops
+   * accepting (its clients stay), removed nodes' pools drain. Open client
+   * connections are never closed. An invalid file, or a new address that
+   * cannot be bound, changes nothing. Adding or removing a cluster needs a restart.
    */
-  async reload(): Promise<{ ok: boolean; problems: string[] }> {
+  reload(): Promise<ReloadResult> {
+    const run = this.reloading.then(() => this.reloadNow());
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  private fail(problems: string[]): ReloadResult {
+    for (const p of problems) this.log.error({ problem: p }, 'config reload rejected; the running config stays');
+    this.metrics.reloads.inc({ result: 'failure' });
+    return { ok: false, problems };
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
     const loaded = await loadConfigFile(this.opts.configPath, this.opts.env ?? process.env);
-    if (!loaded.ok) {
-      const problems = loaded.problems.map((p) => formatProblem(p, this.opts.configPath));
-      for (const p of problems) this.log.error({ problem: p }, 'config reload rejected');
-      this.metrics.reloads.inc({ result: 'failure' });
-      return { ok: false, problems };
-    }
+    if (!loaded.ok) return this.fail(loaded.problems.map((p) => formatProblem(p, this.opts.configPath)));
     const next = loaded.config;
     const problems: string[] = [];
-    for (const c of next.clusters) {
-      const running = this.clusters.get(c.name);
-      if (!running) problems.push(`clusters: adding cluster ${c.name} needs a restart`);
-      else if (running.runtime.config.listen !== c.listen || running.runtime.config.listen_read_only !== c.listen_read_only) {
-        problems.push(`clusters.${c.name}.listen: changing listen addresses needs a restart`);
+    for (const c of next.clusters) if (!this.clusters.has(c.name)) problems.push(`clusters: adding cluster ${c.name} needs a restart`);
+    for (const name of this.clusters.keys()) if (!next.clusters.some((c) => c.name === name)) problems.push(`clusters: removing cluster ${name} needs a restart`);
+    if (next.admin.listen !== this.config.admin.listen) this.log.warn('admin.listen changed: takes effect at the next restart');
+    if (problems.length > 0) return this.fail(problems);
+
+    // Build: bind every changed address before anything is swapped, so a failed bind changes nothing.
+    const opened: { running: RunningCluster; index: 0 | 1; listener: BoundListener | undefined }[] = [];
+    try {
+      for (const c of next.clusters) {
+        const running = this.clusters.get(c.name)!;
+        const old = running.runtime.config;
+        if (old.listen !== c.listen) opened.push({ running, index: 0, listener: await running.bind('rw', c.listen) });
+        if (old.listen_read_only !== c.listen_read_only) {
+          opened.push({ running, index: 1, listener: c.listen_read_only ? await running.bind('ro', c.listen_read_only) : undefined });
+        }
       }
+    } catch (e) {
+      for (const o of opened) await o.listener?.close();
+      return this.fail([`cannot listen on a new address: ${(e as Error).message}`]);
     }
-    if (problems.length > 0) {
-      this.metrics.reloads.inc({ result: 'failure' });
-      return { ok: false, problems };
-    }
+
+    // Swap, then drain what is gone.
     for (const c of next.clusters) {
       const running = this.clusters.get(c.name)!;
       running.runtime.reconfigure(c, next.limits);
       running.monitor.update(c);
+    }
+    // The monitor publishes the new node list and weights with its next round: answer once
+    // routing uses them, so "200" means applied (bounded: a node that never answers is no reason to hang).
+    await Promise.all(
+      next.clusters.map((c) =>
+        this.clusters.get(c.name)!.runtime.topology.waitFor((snap) => snapshotMatches(snap, c), c.health.interval + c.health.timeout + 500),
+      ),
+    );
+    for (const o of opened) {
+      const old = o.running.listeners[o.index];
+      o.running.listeners[o.index] = o.listener;
+      // Stop accepting on the old address; the clients it accepted keep their connections.
+      await old?.close();
+      if (old) this.retired.push(old);
+      this.log.info({ cluster: o.running.runtime.name, from: old?.address ?? null, to: o.listener?.address ?? null }, 'listen address changed');
     }
     this.config = next;
     this.configSha = loaded.sha256;
@@ -182,8 +256,12 @@ export class App {
 
   /** Stop accepting, close client connections, stop monitors, close pools. */
   async stop(): Promise<void> {
+    this.watcher?.close();
+    this.watcher = null;
+    for (const l of this.retired.splice(0)) l.destroyConnections();
     for (const c of this.clusters.values()) {
       for (const l of c.listeners) {
+        if (!l) continue;
         await l.close();
         l.destroyConnections();
       }
@@ -195,8 +273,13 @@ export class App {
   }
 }
 
+/** Whether a snapshot carries exactly the configured nodes with their weights. */
+function snapshotMatches(snap: TopologySnapshot, cfg: ClusterConfig): boolean {
+  return snap.nodes.length === cfg.nodes.length && cfg.nodes.every((n) => snap.nodes.some((s) => s.name === n.name && s.weight === n.weight));
+}
+
 /** Before the first probe: static roles as configured, every node down until probed. */
-function initialSnapshot(cfg: ClusterConfig): TopologySnapshot {
+export function initialSnapshot(cfg: ClusterConfig): TopologySnapshot {
   const primary = cfg.roles === 'auto' ? null : cfg.roles.primary;
   return {
     cluster: cfg.name,

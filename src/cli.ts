@@ -52,9 +52,10 @@ program
   .description('run the proxy')
   .option('-c, --config <file>', 'config file (default: $SWITCHYARD_CONFIG)')
   .option('--workers <n>', 'worker processes: a number or "auto" (one per core)', '1')
-  .action(async (opts: { config?: string; workers: string }) => {
+  .option('--no-watch', 'do not reload when the config file changes (SIGHUP and POST /reload still do)')
+  .action(async (opts: { config?: string; workers: string; watch: boolean }) => {
     const { runServer } = await import('./server.js');
-    await runServer({ configPath: configPath(opts.config), workers: opts.workers });
+    await runServer({ configPath: configPath(opts.config), workers: opts.workers, watch: opts.watch });
   });
 
 program

@@ -1,14 +1,25 @@
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
-import type { Metrics, ClusterStatus } from '../observability/metrics.js';
+import type { ClusterStatus } from '../observability/metrics.js';
+
+/** What /metrics serves: one process's registry, or the workers' aggregate (--workers N). */
+export interface MetricsExposition {
+  registry: { metrics(): Promise<string>; contentType: string };
+}
 import { splitHostPort } from '../frontend/listen.js';
 import { renderStatsPage } from './page.js';
 
+export interface StatusDocument {
+  clusters: ClusterStatus[];
+  config: { loaded_at: string; sha256: string };
+}
+
+/** What the admin server asks of the App, or (with --workers) of the workers through the primary. */
 export interface AdminHooks {
-  status(): { clusters: ClusterStatus[]; config: { loaded_at: string; sha256: string } };
-  ready(): boolean;
+  status(): StatusDocument | Promise<StatusDocument>;
+  ready(): boolean | Promise<boolean>;
   reload(): Promise<{ ok: boolean; problems: string[] }>;
-  setDrained(cluster: string, node: string, drained: boolean): boolean;
+  setDrained(cluster: string, node: string, drained: boolean): boolean | Promise<boolean>;
 }
 
 /**
@@ -21,7 +32,7 @@ export class AdminServer {
   port = 0;
 
   constructor(
-    private readonly metrics: Metrics,
+    private readonly metrics: MetricsExposition,
     private readonly hooks: AdminHooks,
     private token: string,
   ) {}
@@ -67,12 +78,12 @@ export class AdminServer {
           res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
           return;
         case '/readyz': {
-          const ok = this.hooks.ready();
+          const ok = await this.hooks.ready();
           res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'not ready\n');
           return;
         }
         case '/status':
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.hooks.status(), null, 2));
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(await this.hooks.status(), null, 2));
           return;
         case '/':
           res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'" }).end(renderStatsPage());
@@ -91,7 +102,7 @@ export class AdminServer {
       }
       const m = /^\/clusters\/([^/]+)\/nodes\/([^/]+)\/(drain|enable)$/.exec(path);
       if (m) {
-        const ok = this.hooks.setDrained(decodeURIComponent(m[1]!), decodeURIComponent(m[2]!), m[3] === 'drain');
+        const ok = await this.hooks.setDrained(decodeURIComponent(m[1]!), decodeURIComponent(m[2]!), m[3] === 'drain');
         res.writeHead(ok ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify({ ok }));
         return;
       }

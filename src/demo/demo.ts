@@ -46,6 +46,9 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     writeFileSync(configPath, demoConfig(pg, opts));
     app = new App({ configPath, env: {} });
     await app.start();
+    // The first health round (250ms) tells which node is primary: print only once every
+    // node is up and a primary is known, so a first statement right after the banner routes.
+    await untilTopologyKnown(app, 15_000);
     print('');
     print('switchyard is running in front of a local PostgreSQL primary (pg0) and 2 replicas (pg1, pg2):');
     print(`  connect:  psql "postgresql://app:app@127.0.0.1:${opts.port}/app"`);
@@ -62,6 +65,16 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     await stopAll();
   }
   print('stopped; nothing is left running.');
+}
+
+async function untilTopologyKnown(app: App, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const clusters = app.status().clusters;
+    if (clusters.length > 0 && clusters.every((c) => c.primary !== null && c.nodes.every((n) => n.up))) return;
+    if (Date.now() > deadline) throw new Error(`the demo cluster's topology was not known within ${timeoutMs}ms: ${JSON.stringify(clusters.map((c) => ({ primary: c.primary, up: c.nodes.map((n) => n.up) })))}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 function hasMariaDb(): boolean {

@@ -7,6 +7,8 @@ import client from 'prom-client';
  */
 export interface StatusSource {
   clusters(): ClusterStatus[];
+  /** limits.max_client_connections, exported so alerts can compare against it. */
+  maxClientConnections?(): number;
 }
 
 export interface NodeStatus {
@@ -22,6 +24,8 @@ export interface NodeStatus {
   ineligible_reason?: string;
   drained: boolean;
   pool: { active: number; idle: number; waiting: number };
+  /** Statements sent to this node since start (the stats page turns it into a rate). */
+  queries?: number;
 }
 
 export interface ClusterStatus {
@@ -36,6 +40,9 @@ export interface ClusterStatus {
   split_brain: boolean;
   max_replica_lag_bytes: number;
   max_replica_lag_seconds: number;
+  /** Statements classified read / write since start (routing decisions). */
+  reads?: number;
+  writes?: number;
   nodes: NodeStatus[];
 }
 
@@ -73,19 +80,26 @@ export class Metrics {
       name: 'switchyard_config_reloads_total',
       help: 'Configuration reloads by result.',
       labelNames: ['result'],
+      // With --workers every worker applies each reload: count it once, not once per worker.
+      aggregator: 'max',
       registers,
     });
+    // Both series exist from the start at 0, so increase() sees the first failure.
+    for (const result of ['success', 'failure']) this.reloads.inc({ result }, 0);
     this.errors = new client.Counter({
       name: 'switchyard_errors_total',
       help: 'Errors by kind (a stable error code or a protocol failure class).',
       labelNames: ['cluster', 'kind'],
       registers,
     });
-    const gauge = <L extends string>(name: string, help: string, labelNames: L[], collect: (g: client.Gauge<L>) => void) =>
+    // aggregator: how /metrics combines workers (--workers N). Per-process counts sum; what
+    // every worker sees alike (topology, budgets) takes the max so N workers do not multiply it.
+    const gauge = <L extends string>(name: string, help: string, labelNames: L[], collect: (g: client.Gauge<L>) => void, aggregator: client.Aggregator = 'sum') =>
       new client.Gauge<L>({
         name,
         help,
         labelNames,
+        aggregator,
         registers,
         collect() {
           this.reset();
@@ -97,16 +111,16 @@ export class Metrics {
     });
     gauge('switchyard_backend_up', 'Whether a node passes its health checks (1) or not (0).', ['cluster', 'node', 'role'], (g) => {
       for (const c of source.clusters()) for (const n of c.nodes) g.set({ cluster: c.name, node: n.name, role: n.role }, n.up ? 1 : 0);
-    });
+    }, 'max');
     gauge('switchyard_replica_lag_bytes', 'Replication lag of a replica in bytes of WAL/binlog.', ['cluster', 'node'], (g) => {
       for (const c of source.clusters()) for (const n of c.nodes) if (n.role === 'replica' && n.lag_bytes !== null) g.set({ cluster: c.name, node: n.name }, n.lag_bytes);
-    });
+    }, 'max');
     gauge('switchyard_replica_lag_seconds', 'Replication lag of a replica in seconds.', ['cluster', 'node'], (g) => {
       for (const c of source.clusters()) for (const n of c.nodes) if (n.role === 'replica' && n.lag_seconds !== null) g.set({ cluster: c.name, node: n.name }, n.lag_seconds);
-    });
+    }, 'max');
     gauge('switchyard_replica_eligible', 'Whether a replica may serve reads now (1) or not (0).', ['cluster', 'node'], (g) => {
       for (const c of source.clusters()) for (const n of c.nodes) if (n.role !== 'primary') g.set({ cluster: c.name, node: n.name }, n.eligible ? 1 : 0);
-    });
+    }, 'max');
     gauge('switchyard_pool_connections', 'Backend connections per node by state.', ['cluster', 'node', 'state'], (g) => {
       for (const c of source.clusters())
         for (const n of c.nodes) {
@@ -130,9 +144,18 @@ export class Metrics {
         for (const c of source.clusters()) this.inc({ cluster: c.name }, c.read_retries ?? 0);
       },
     });
+    gauge('switchyard_replica_lag_budget_bytes', 'routing.max_replica_lag.bytes: a replica further behind gets no reads.', ['cluster'], (g) => {
+      for (const c of source.clusters()) g.set({ cluster: c.name }, c.max_replica_lag_bytes);
+    }, 'max');
+    gauge('switchyard_replica_lag_budget_seconds', 'routing.max_replica_lag.time in seconds.', ['cluster'], (g) => {
+      for (const c of source.clusters()) g.set({ cluster: c.name }, c.max_replica_lag_seconds);
+    }, 'max');
+    gauge('switchyard_max_client_connections', 'limits.max_client_connections of this instance.', [], (g) => {
+      if (source.maxClientConnections) g.set(source.maxClientConnections());
+    });
     gauge('switchyard_primary_count', 'Writable nodes seen (1 is healthy; 0 no primary; 2+ split brain).', ['cluster'], (g) => {
       for (const c of source.clusters()) g.set({ cluster: c.name }, c.split_brain ? 2 : c.primary ? 1 : 0);
-    });
+    }, 'max');
   }
 
   /** Counters a session increments per statement, looked up once per (cluster, node). */
@@ -142,7 +165,11 @@ export class Metrics {
 }
 
 export class QueryCounters {
-  private readonly perNode = new Map<string, client.Counter.Internal>();
+  private readonly perNode = new Map<string, { counter: client.Counter.Internal; total: { n: number } }>();
+  /** Plain totals for /status (per node; reads and writes), kept beside the counters: one add each. */
+  private readonly nodeTotals = new Map<string, { n: number }>();
+  reads = 0;
+  writes = 0;
   private readonly perDecision = new Map<string, client.Counter.Internal>();
   readonly durationPrimary: client.Histogram.Internal<'cluster' | 'route'>;
   readonly durationReplica: client.Histogram.Internal<'cluster' | 'route'>;
@@ -159,13 +186,23 @@ export class QueryCounters {
     const key = route === 'primary' ? `p${node}` : `r${node}`;
     let c = this.perNode.get(key);
     if (!c) {
-      c = this.metrics.queries.labels({ cluster: this.cluster, node, route });
+      let total = this.nodeTotals.get(node);
+      if (!total) this.nodeTotals.set(node, (total = { n: 0 }));
+      c = { counter: this.metrics.queries.labels({ cluster: this.cluster, node, route }), total };
       this.perNode.set(key, c);
     }
-    c.inc();
+    c.counter.inc();
+    c.total.n++;
+  }
+
+  /** Statements sent to `node` since start, both routes. */
+  nodeQueries(node: string): number {
+    return this.nodeTotals.get(node)?.n ?? 0;
   }
 
   decision(cls: string, reason: string): void {
+    if (cls === 'write') this.writes++;
+    else this.reads++;
     const key = `${cls}|${reason}`;
     let c = this.perDecision.get(key);
     if (!c) {

@@ -16,14 +16,27 @@ export interface NodeState {
   readonly drained: boolean;
   readonly lagBytes: number | null;
   readonly lagSeconds: number | null;
-  /** PostgreSQL: replayed WAL position (replica) or current WAL position (primary). MySQL: null for now. */
+  /**
+   * PostgreSQL: replayed WAL position (replica) or current WAL position (primary).
+   * MySQL/MariaDB: the same ordering over GTID positions (src/topology/gtid.ts:
+   * the primary's sum of sequence numbers; a replica's newest fully applied sample of it).
+   */
   readonly replayPosition: bigint | null;
+  /** MySQL/MariaDB only: the node's applied GTID position as text (gtid.ts formatGtidPos), for exact GTID checks. */
+  readonly replayGtid?: string | null;
+  /** MySQL/MariaDB replicas only: the server's own Seconds_Behind_Master (null when replication is stopped). */
+  readonly secondsBehindSource?: number | null;
 }
 
 export interface TopologySnapshot {
   readonly cluster: string;
   readonly version: number;
   readonly takenAt: number;
+  /**
+   * When the probe round behind the positions started: every position in the
+   * snapshot was read after this moment. Absent in static snapshots.
+   */
+  readonly sampledAt?: number;
   readonly nodes: readonly NodeState[];
   readonly primary: string | null;
   readonly splitBrain: boolean;

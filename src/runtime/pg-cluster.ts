@@ -30,6 +30,7 @@ export class PgClusterRuntime {
   /** ParameterStatus values of the first backend login, replayed to clients that log in. */
   private readonly pools = new Map<string, { node: string; pool: Pool<PgBackendConn> }>();
   private readonly sessions = new Map<number, { secret: number; session: Cancellable }>();
+  private readonly loginParams = new Map<string, { node: string; params: Map<string, string> }>();
   clientConnections = 0;
   /** Sessions held on one connection for good (temp tables, LISTEN, ...), shown in metrics. */
   pinnedSessions = 0;
@@ -55,6 +56,13 @@ export class PgClusterRuntime {
     this.counters = metrics.queryCounters(config.name);
   }
 
+  /** Set by the composition root: tells the topology monitor that connecting to a node failed. */
+  failureSink: ((node: string, error: string) => void) | null = null;
+
+  reportFailure(node: string, err: unknown): void {
+    this.failureSink?.(node, err instanceof Error ? err.message : String(err));
+  }
+
   get name(): string {
     return this.config.name;
   }
@@ -72,11 +80,7 @@ export class PgClusterRuntime {
    * of the key so a borrowed connection always carries the client's settings.
    */
   pool(node: string, user: string, database: string, params: StartupParams): Pool<PgBackendConn> {
-    const paramKey = Object.keys(params)
-      .sort()
-      .map((k) => `${k}=${params[k]}`)
-      .join('\u0001');
-    const key = `${node}\u0000${user}\u0000${database}\u0000${paramKey}`;
+    const key = `${node}\u0000${loginKey(user, database, params)}`;
     const found = this.pools.get(key);
     if (found) return found.pool;
     const nodeCfg = this.config.nodes.find((n) => n.name === node);
@@ -97,6 +101,10 @@ export class PgClusterRuntime {
             params,
             tls: cfg.backend_tls,
             connectTimeoutMs: Math.max(cfg.health.timeout, 5000),
+          }).catch((err: unknown) => {
+            // A failed connect on the hot path counts at once (issue 6): the monitor marks the node down.
+            if (isConnectFailure(err)) this.reportFailure(node, err);
+            throw err;
           });
           const conn = new PgBackendConn(node, nodeCfg.host, nodeCfg.port, login.socket, login);
           conn.onIdleClose = (c) => pool.discard(c);
@@ -114,6 +122,26 @@ export class PgClusterRuntime {
     );
     this.pools.set(key, { node, pool });
     return pool;
+  }
+
+  /**
+   * The ParameterStatus values a client of (user, database, params) is told at
+   * login, learned from the first backend login on `node` and reused while that
+   * node stays primary: a login then needs no backend connection, so logins go on
+   * while every pooled connection is busy (PgBouncer also replays cached values).
+   */
+  cachedLoginParameters(user: string, database: string, params: StartupParams): Map<string, string> | undefined {
+    const hit = this.loginParams.get(loginKey(user, database, params));
+    if (!hit) return undefined;
+    const snap = this.snapshot();
+    return hit.node === snap.primary || (snap.primary === null && snap.nodes.some((n) => n.name === hit.node && n.up)) ? hit.params : undefined;
+  }
+
+  rememberLoginParameters(node: string, user: string, database: string, params: StartupParams, values: Map<string, string>): void {
+    // Bounded: one entry per (user, database, startup parameters) seen; startup parameters are
+    // client-chosen, so a client cycling application_name must not grow this without end.
+    if (this.loginParams.size >= 1024) this.loginParams.clear();
+    this.loginParams.set(loginKey(user, database, params), { node, params: values });
   }
 
   /** Borrow a live connection, skipping (and discarding) any that broke while idle. */
@@ -201,6 +229,7 @@ export class PgClusterRuntime {
     }
     this.config = config;
     this.limits = limits;
+    this.loginParams.clear();
     for (const [key, { node, pool }] of this.pools) {
       if (!config.nodes.some((n) => n.name === node)) {
         // A removed node drains: no new borrowers, running transactions finish.
@@ -219,7 +248,22 @@ export class PgClusterRuntime {
   }
 }
 
+/** The part of a pool's key that a client's login chooses. */
+function loginKey(user: string, database: string, params: StartupParams): string {
+  const paramKey = Object.keys(params)
+    .sort()
+    .map((k) => `${k}=${params[k]}`)
+    .join('\u0001');
+  return `${user}\u0000${database}\u0000${paramKey}`;
+}
+
 /** A stable, short fingerprint (for logs) that never contains the text itself. */
 export function fingerprint(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
+/** Network-level failures only: a wrong password or a full server says nothing about the node's health. */
+function isConnectFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ETIMEDOUT' || code === 'EPIPE' || /no answer within|timed? ?out|ECONNREFUSED/i.test(String((err as Error)?.message));
 }

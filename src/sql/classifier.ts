@@ -61,7 +61,7 @@ export function classify(sql: string, opts: ClassifierOptions): Classification {
 /** classify() plus the class and reason of each statement (for `switchyard classify --json`). */
 export function explain(sql: string, opts: ClassifierOptions): Explanation {
   const ctx = contextOf(opts);
-  const reading = readAll(sql, ctx);
+  const reading = readAll(sql, ctx, true);
   const details: StatementDetail[] = reading.results.map((r: StatementResult, i) => {
     const d: StatementDetail = { text: sql.slice(reading.spans[2 * i] ?? 0, reading.spans[2 * i + 1] ?? 0), class: r.class, reason: r.reason };
     if (r.transaction) d.transaction = r.transaction;

@@ -2,7 +2,7 @@ import { KW } from './keywords.js';
 import type { Reader, ScanState, StatementResult } from './reader.js';
 import { readSessionStatement, SESSION_KEYWORDS } from './session-statements.js';
 import { readTransactionStatement, TRANSACTION_KEYWORDS } from './transaction-statements.js';
-import { Tok } from './tokenizer.js';
+import { foldHash, Tok, wordEquals } from './tokenizer.js';
 import type { Reason, SessionEffect } from './types.js';
 
 /**
@@ -14,18 +14,26 @@ export function dispatchStatement(r: Reader): StatementResult {
   const lx = r.lx;
   if (lx.kind === Tok.LPAREN) return query(r); // (SELECT 1) UNION (SELECT 2)
   if (lx.kind !== Tok.WORD) return rest(r, 'write', 'unknown');
-  const handler = HANDLERS.get(r.word());
-  return handler ? handler(r) : rest(r, 'write', 'unknown');
+  const entry = HANDLERS.get(lx.hash);
+  return entry && wordEquals(lx.src, lx.start, lx.end, entry.word) ? entry.handler(r) : rest(r, 'write', 'unknown');
 }
 
 type Handler = (r: Reader) => StatementResult;
 
 const fixed = (cls: 'read' | 'write', reason: Reason): Handler => (r) => rest(r, cls, reason);
 
-/** Leading keyword -> handler (one hash lookup instead of a long string switch). */
-const HANDLERS = new Map<string, Handler>();
+/**
+ * Leading keyword -> handler, keyed by the word's hash (Lexer.hash), so the
+ * lookup allocates nothing (no lower-cased copy of the word); one comparison
+ * confirms the word.
+ */
+const HANDLERS = new Map<number, { word: string; handler: Handler }>();
 function on(words: string[], handler: Handler): void {
-  for (const w of words) HANDLERS.set(w, handler);
+  for (const word of words) {
+    const h = foldHash(word, 0, word.length);
+    if (HANDLERS.has(h)) throw new Error(`statement keyword hash collision: ${word}`);
+    HANDLERS.set(h, { word, handler });
+  }
 }
 on(['select', 'with', 'values', 'table'], query);
 on(['show', 'help', 'fetch', 'move', 'close'], fixed('read', 'read'));
@@ -50,10 +58,15 @@ for (const w of SESSION_KEYWORDS) on([w], (r) => readSessionStatement(r, w) ?? r
 export function rest(r: Reader, cls: 'read' | 'write', reason: Reason, effect?: SessionEffect): StatementResult {
   if (effect) r.st.effect(effect);
   r.finish();
-  const found = fromScan(r.st);
+  const st = r.st;
   // A read statement still becomes a write when the scanner found one inside it.
-  if (cls === 'read' && found.class === 'write') return found;
-  return withEffects({ class: cls, reason }, r.st);
+  // (A write only needs fromScan() for the effect it adds for `:=`; skipping it
+  // otherwise saves an object per statement.)
+  if (cls === 'read' || st.assign) {
+    const found = fromScan(st);
+    if (cls === 'read' && found.class === 'write') return found;
+  }
+  return withEffects({ class: cls, reason }, st);
 }
 
 /** SELECT / WITH / VALUES / TABLE / parenthesised query: decided by what the scanner found. */

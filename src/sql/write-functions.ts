@@ -1,4 +1,4 @@
-import { wordEquals, wordStartsWith } from './tokenizer.js';
+import { foldHash, wordEquals, wordStartsWith } from './tokenizer.js';
 import type { Dialect } from './types.js';
 
 /**
@@ -60,7 +60,11 @@ export class WriteFunctionSet {
 
   /** True when the function named by a WORD src[start, end) is a write function. */
   hasWord(src: string, start: number, end: number): boolean {
-    const h = foldHash(src, start, end);
+    return this.hasHashedWord(foldHash(src, start, end), src, start, end);
+  }
+
+  /** hasWord() for a word whose foldHash() is known (Lexer.hash). */
+  hasHashedWord(h: number, src: string, start: number, end: number): boolean {
     if (this.reads.size > 0 && matches(this.reads.get(h), src, start, end)) return false;
     if (matches(this.exact.get(h), src, start, end)) return true;
     for (const p of this.prefixes) if (wordStartsWith(src, start, end, p)) return true;
@@ -90,15 +94,4 @@ function matches(list: string[] | undefined, src: string, start: number, end: nu
   if (!list) return false;
   for (const name of list) if (wordEquals(src, start, end, name)) return true;
   return false;
-}
-
-/** FNV-1a over ASCII-lower-cased UTF-16 units. */
-function foldHash(src: string, start: number, end: number): number {
-  let h = 0x811c9dc5;
-  for (let i = start; i < end; i++) {
-    let c = src.charCodeAt(i);
-    if (c >= 65 && c <= 90) c |= 0x20;
-    h = Math.imul(h ^ c, 0x01000193);
-  }
-  return h >>> 0;
 }

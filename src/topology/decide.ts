@@ -13,6 +13,11 @@ export interface NodeProbe {
   /** PG: current WAL LSN on a primary, replayed LSN on a replica. */
   position?: bigint | null;
   error?: string;
+  /**
+   * The node refused the connection (nothing listens): certain, so it counts
+   * as `fall` failures at once, as does a failed connect on the hot path.
+   */
+  refused?: boolean;
 }
 
 export interface NodeHealth {
@@ -45,7 +50,7 @@ export function nextHealth(prev: NodeHealth | undefined, probe: NodeProbe, fall:
     return { up: probe.ok, streak: 0, role: roleOf(probe), position: probe.position ?? null, lastError: probe.error };
   }
   const agrees = probe.ok === prev.up;
-  const streak = agrees ? 0 : prev.streak + 1;
+  const streak = agrees ? 0 : probe.refused && prev.up ? fall : prev.streak + 1;
   const flip = !agrees && streak >= (prev.up ? fall : rise);
   const up = flip ? !prev.up : prev.up;
   return {
@@ -85,6 +90,8 @@ export function buildSnapshot(
   history: readonly PositionSample[],
   version: number,
   now: number,
+  /** When the round that measured the primary's position started (read-your-writes needs it). */
+  sampledAt: number = now,
 ): TopologySnapshot {
   const writable = inputs.nodes.filter((n) => {
     const h = health.get(n.name);
@@ -101,7 +108,10 @@ export function buildSnapshot(
     primary = null;
     splitBrain = writable.length > 1;
   }
-  const primaryPos = primary ? (health.get(primary)?.position ?? null) : null;
+  // With no primary (failover under way, not split brain) lag is measured against the last position the
+  // primary was seen at: a replica that replayed all of it is as fresh as anything, so reads keep going to replicas.
+  const lastKnown = !splitBrain && history.length > 0 ? history[history.length - 1]!.position : null;
+  const primaryPos = primary ? (health.get(primary)?.position ?? null) : lastKnown;
   const nodes: NodeState[] = inputs.nodes.map((n) => {
     const h = health.get(n.name);
     const role: NodeRole = inputs.staticPrimary ? (n.name === inputs.staticPrimary ? 'primary' : 'replica') : (h?.role ?? 'unknown');
@@ -124,7 +134,7 @@ export function buildSnapshot(
       replayPosition: h?.position ?? null,
     };
   });
-  return { cluster: inputs.cluster, version, takenAt: now, nodes, primary, splitBrain };
+  return { cluster: inputs.cluster, version, takenAt: now, sampledAt, nodes, primary, splitBrain };
 }
 
 /**

@@ -24,6 +24,12 @@ export class PgTopologyMonitor {
   private version = 0;
   private running = false;
   private stopped = false;
+  /** Nodes whose probe is still running (a hung node's lasts up to health.timeout). */
+  private readonly inflight = new Set<string>();
+  /** Probes that finished since the last round applied them, with when each started. */
+  private readonly done: { probe: NodeProbe; startedAt: number }[] = [];
+  /** Per node, when its last successful probe started: its position was read after that. */
+  private readonly probedAt = new Map<string, number>();
 
   constructor(
     private config: ClusterConfig,
@@ -47,32 +53,69 @@ export class PgTopologyMonitor {
     this.publish();
   }
 
+  /**
+   * A connection to `node` failed on the hot path: it counts as a refused
+   * check, so the node is down now rather than after `fall` rounds.
+   */
+  reportFailure(node: string, error: string): void {
+    const before = this.health.get(node);
+    if (!before?.up) return;
+    const after = nextHealth(before, { name: node, ok: false, refused: true, error }, this.config.health.fall, this.config.health.rise);
+    this.health.set(node, after);
+    if (!after.up) {
+      this.log.warn({ node, error }, 'node is down (connection failed on the hot path)');
+      this.publish();
+    }
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     for (const name of [...this.clients.keys()]) this.dropClient(name);
   }
 
-  /** One probe round: all nodes in parallel, then publish, then schedule the next. */
+  /**
+   * One probe round: 1. start a probe on every node that has none running,
+   * 2. wait for them, but no longer than one interval, so a hung node (held
+   * up to health.timeout) does not slow the checks of the others; its result
+   * lands in a later round, 3. apply what finished, 4. publish, 5. schedule.
+   */
   private async round(): Promise<void> {
     if (this.stopped || this.running) return;
     this.running = true;
     const started = Date.now();
+    const interval = this.config.health.interval;
     try {
-      const probes = await Promise.all(this.config.nodes.map((n) => this.probe(n.name)));
+      const mine: Promise<void>[] = [];
+      for (const n of this.config.nodes) {
+        if (this.inflight.has(n.name)) continue;
+        this.inflight.add(n.name);
+        const startedAt = Date.now();
+        mine.push(
+          this.probe(n.name).then((probe) => {
+            this.inflight.delete(n.name);
+            this.done.push({ probe, startedAt });
+          }),
+        );
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(mine), new Promise<void>((r) => (timer = setTimeout(r, interval)))]);
+      clearTimeout(timer);
       const { fall, rise } = this.config.health;
-      for (const p of probes) {
+      for (const { probe: p, startedAt } of this.done.splice(0)) {
+        if (!this.config.nodes.some((n) => n.name === p.name)) continue;
         const before = this.health.get(p.name);
         const after = nextHealth(before, p, fall, rise);
         if (before && before.up !== after.up) this.log.warn({ node: p.name, up: after.up, error: p.error }, after.up ? 'node is up' : 'node is down');
         if (before && before.role !== after.role && after.role !== 'unknown') this.log.info({ node: p.name, role: after.role }, 'node role changed');
         this.health.set(p.name, after);
+        if (p.ok) this.probedAt.set(p.name, startedAt);
       }
       this.publish();
     } finally {
       this.running = false;
       if (!this.stopped) {
-        const wait = Math.max(0, this.config.health.interval - (Date.now() - started));
+        const wait = Math.max(0, interval - (Date.now() - started));
         this.timer = setTimeout(() => void this.round(), wait);
         this.timer.unref();
       }
@@ -93,7 +136,9 @@ export class PgTopologyMonitor {
     if (prev.primary !== snap0.primary && prev.version > 0) this.log.warn({ from: prev.primary, to: snap0.primary }, 'primary changed');
     if (snap0.splitBrain && !prev.splitBrain) this.log.error({ cluster: this.config.name }, 'split brain: more than one writable node; writes are refused');
     this.version++;
-    this.holder.publish(buildSnapshot(this.inputs(), this.health, this.history, this.version, now));
+    // Read-your-writes needs to know when the primary's position was read (src/frontend/causal.ts).
+    const sampledAt = snap0.primary ? (this.probedAt.get(snap0.primary) ?? 0) : 0;
+    this.holder.publish(buildSnapshot(this.inputs(), this.health, this.history, this.version, now, sampledAt));
   }
 
   private inputs() {
@@ -122,7 +167,8 @@ export class PgTopologyMonitor {
     } catch (e) {
       // A hung or broken monitoring connection is replaced on the next round.
       this.dropClient(name);
-      return { name, ok: false, error: (e as Error).message };
+      const refused = (e as { code?: string }).code === 'ECONNREFUSED';
+      return { name, ok: false, refused, error: (e as Error).message };
     } finally {
       clearTimeout(timer);
     }

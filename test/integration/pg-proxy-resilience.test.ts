@@ -119,6 +119,27 @@ describe('pools', () => {
     await c.end();
   });
 
+  it("logins go on while the primary's pool is exhausted, with the primary's parameters (cached from an earlier login)", async () => {
+    const first = await connect(); // a login when the pool is free: its ParameterStatus set is kept
+    await first.end();
+    const holders = [await connect(), await connect()];
+    for (const h of holders) await h.query('BEGIN; SELECT 1 FROM res_t FOR UPDATE');
+    const c = new pg.Client({ host: '127.0.0.1', port: proxy.port, user: app.user, password: app.password, database: info.database });
+    const reported = new Map<string, string>();
+    (c as unknown as { connection: { on(e: string, f: (m: { parameterName: string; parameterValue: string }) => void): void } }).connection.on('parameterStatus', (m) => reported.set(m.parameterName, m.parameterValue));
+    await c.connect();
+    // Without the cache the login waits acquire_timeout on the primary's pool and then takes a
+    // replica's parameters, which say in_hot_standby=on.
+    expect(reported.get('in_hot_standby')).toBe('off');
+    expect(reported.get('server_version')).toMatch(/^15\./);
+    expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1); // a read, on a replica
+    await c.end();
+    for (const h of holders) {
+      await h.query('ROLLBACK');
+      await h.end();
+    }
+  });
+
   it('a client that vanishes inside a transaction: rolled back, its connection reused clean', async () => {
     const c = await connect();
     await c.query('BEGIN');

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { ErrorCodes, SwitchyardError } from '../../errors.js';
 import { ScramServer, msg, parsePasswordMessage, parseSASLInitialResponse, md5Password } from '../../protocol/pg/index.js';
 
@@ -7,6 +7,19 @@ import { ScramServer, msg, parsePasswordMessage, parseSASLInitialResponse, md5Pa
  * SCRAM keys are cached like a real user's and the work done is the same.
  */
 const UNKNOWN_USER_PASSWORD = randomBytes(24).toString('base64');
+
+/**
+ * Keys the fake salt of unknown users. A known user's salt is random per
+ * process and stable across its logins; an unknown user's must be too, and must
+ * differ between user names: one shared salt for every unknown name would tell
+ * an attacker which names exist. HMAC(secret, name) gives both, with no state.
+ */
+const UNKNOWN_USER_SALT_KEY = randomBytes(32);
+
+/** The SCRAM salt shown for an unknown user: deterministic per name within this process. */
+export function fakeSaltFor(user: string): Buffer {
+  return createHmac('sha256', UNKNOWN_USER_SALT_KEY).update(user).digest().subarray(0, 16);
+}
 
 export type ClientAuthMethod = 'scram-sha-256' | 'md5';
 
@@ -60,7 +73,8 @@ export class ClientAuthenticator {
         if (mechanism !== 'SCRAM-SHA-256') {
           throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, `unsupported SASL mechanism "${mechanism}"`);
         }
-        this.scram = new ScramServer(this.password);
+        // Same iteration count (default 4096) either way; only the salt source differs.
+        this.scram = this.known ? new ScramServer(this.password) : new ScramServer(this.password, { salt: fakeSaltFor(this.user) });
         const serverFirst = this.scram.handleClientFirst(data.toString('utf8'));
         this.step = 'scram-final';
         return { send: msg.authenticationSASLContinue(serverFirst), done: false };

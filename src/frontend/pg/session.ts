@@ -7,10 +7,12 @@ import type { Classification, SessionEffect } from '../../sql/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { PgClusterRuntime, StartupParams } from '../../runtime/pg-cluster.js';
 import { decideRoute } from './route.js';
+import { causalOf } from '../causal.js';
 import { replicaEligibility } from '../../routing/eligibility.js';
 import { ResponseFilter } from './response-filter.js';
 import { SessionSettings, connState, effectVerdict, type ClientStatement } from './session-state.js';
 import { BatchTranslator, classifySegment } from './translate.js';
+import { idleSweeper, type IdleHandle } from '../idle-timer.js';
 
 type Socket = net.Socket;
 
@@ -104,6 +106,8 @@ export class PgSession implements PgBackendOwner {
   private readonly held = new Map<'primary' | 'replica', { conn: PgBackendConn; pool: Pool<PgBackendConn> }>();
   /** Server bytes of a retryable read not yet forwarded (see onBackendData). */
   private heldBack: Buffer | null = null;
+  /** limits.client_idle_timeout (src/frontend/idle-timer.ts). */
+  private readonly idle: IdleHandle;
 
   constructor(
     private readonly socket: Socket,
@@ -114,6 +118,11 @@ export class PgSession implements PgBackendOwner {
   ) {
     this.reader = new PgFrameReader({ maxMessageSize: runtime.limits.max_message_size });
     runtime.registerSession(id.pid, id.secret, this);
+    this.idle = idleSweeper.watch({
+      timeoutMs: () => this.runtime.limits.client_idle_timeout,
+      isIdle: () => this.queue.length === 0 && this.pendingSyncs === 0 && !this.acquiring && !this.batchOpen && !this.copyIn && !this.discardUntilSync,
+      expire: (ms) => this.expireIdle(ms),
+    });
     socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
     socket.on('drain', () => this.backend?.resume());
     socket.on('close', () => this.onClientClosed());
@@ -129,6 +138,7 @@ export class PgSession implements PgBackendOwner {
 
   private onClientData(chunk: Buffer): void {
     if (this.closed) return;
+    this.idle.touch();
     let frames: PgFrame[];
     try {
       frames = this.reader.push(chunk);
@@ -150,8 +160,22 @@ export class PgSession implements PgBackendOwner {
     }
   }
 
-  /** Moves queued client frames forward as far as the batch rules allow. */
+  /**
+   * Moves queued client frames forward as far as the batch rules allow. A
+   * malformed client message (e.g. a Parse without its query string) throws
+   * from the parsers; pump() runs from promise callbacks and backend socket
+   * events too, where a throw would be an unhandled rejection or crash the
+   * process and leave the borrowed connection out of its pool: end the session.
+   */
   private pump(): void {
+    try {
+      this.pumpFrames();
+    } catch (e) {
+      this.fatal(e);
+    }
+  }
+
+  private pumpFrames(): void {
     const backend = this.backend;
     if (backend) backend.socket.cork();
     try {
@@ -270,7 +294,7 @@ export class PgSession implements PgBackendOwner {
     const head = segment[0]!;
     const isSimple = head.type === Q || head.type === F;
     this.acquiring = true;
-    decideRoute(this.runtime, classification, this.id.listener, { avoidReplica: this.avoidReplica })
+    decideRoute(this.runtime, classification, this.id.listener, { avoidReplica: this.avoidReplica, causal: causalOf(this) })
       .then(async (decision) => {
         this.runtime.counters.decision(classification.class, decision.reason);
         const { conn, pool } = this.takeHeld(decision) ?? (await this.borrow(decision.node));
@@ -365,6 +389,7 @@ export class PgSession implements PgBackendOwner {
   // ---- server side (PgBackendOwner) -------------------------------------
 
   onBackendData(conn: PgBackendConn, chunk: Buffer): void {
+    this.idle.touch();
     // While a read may still be retried, its first answer frames (RowDescription, notices)
     // are held back: a server that is ending the connection (pg_terminate_backend, shutdown)
     // may say FATAL after them, and then the read runs elsewhere instead.
@@ -402,6 +427,7 @@ export class PgSession implements PgBackendOwner {
     if (type === READY) {
       this.pendingSyncs = Math.max(0, this.pendingSyncs - 1);
       this.txStatus = conn.txStatus;
+      if (conn.txStatus === 'I') causalOf(this).settle();
       this.copyIn = false;
       if (this.pendingSyncs === 0) this.endOfBatches(conn);
       this.pump();
@@ -519,6 +545,7 @@ export class PgSession implements PgBackendOwner {
     if (this.closed) return;
     this.closed = true;
     this.runtime.unregisterSession(this.id.pid);
+    this.idle.stop();
     this.runtime.clientConnections--;
     if (this.pinned) this.runtime.pinnedSessions--;
     // Connections held idle in pool.mode: session go back as they are (idle, no transaction).
@@ -550,6 +577,19 @@ export class PgSession implements PgBackendOwner {
     if (!isSwitchyardError(err)) this.log.error({ err }, 'internal error in session');
     this.runtime.counters.error(code);
     this.socket.write(msg.errorResponse({ severity: 'ERROR', code: pgSqlState[code], message }));
+  }
+
+  /**
+   * limits.client_idle_timeout ran out: FATAL 57P05, then the usual client-gone
+   * path gives back what the session holds (an open transaction is rolled back,
+   * a pinned connection destroyed, held ones released). A client that does not
+   * close its side is cut off after 2s.
+   */
+  private expireIdle(idleMs: number): void {
+    const inTx = this.txStatus !== 'I' || this.lostTransaction !== null;
+    this.log.info({ idleMs, inTransaction: inTx }, 'closing idle client session');
+    this.fatal(new SwitchyardError(ErrorCodes.CLIENT_IDLE_TIMEOUT, `terminating connection due to client_idle_timeout: idle for ${idleMs}ms${inTx ? ' in a transaction (rolled back)' : ''}`));
+    setTimeout(() => this.socket.destroy(), 2000).unref();
   }
 
   /** A protocol violation from the client: FATAL 08P01 and close. */

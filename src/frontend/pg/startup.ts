@@ -10,6 +10,40 @@ import { PgSession } from './session.js';
 
 const PASSWORD_MESSAGE = 0x70; // 'p'
 
+/**
+ * Slows password guessing from one source address: the answer to the n-th
+ * failed login in a row (n >= 2) from an address is held back
+ * min(AUTH_DELAY_CAP_MS, AUTH_DELAY_BASE_MS * 2^(n-2)); the first failure is
+ * answered at once so a typo costs nothing. A success, or AUTH_FAILURE_FORGET_MS
+ * without a failure, forgets the address. The delay holds only the failing
+ * connection (no event loop time), and it counts against nothing else: an
+ * attacker opening many connections in parallel is bounded by
+ * limits.max_client_connections and auth_timeout instead.
+ */
+export const AUTH_DELAY_BASE_MS = 100;
+export const AUTH_DELAY_CAP_MS = 5000;
+const AUTH_FAILURE_FORGET_MS = 10 * 60_000;
+/** Bounded: an attacker with many addresses can only reset the table, never grow it. */
+const AUTH_FAILURE_TABLE_MAX = 10_000;
+const authFailures = new Map<string, { count: number; last: number }>();
+
+/** Records a failed login from `address` and returns how long to hold back its answer (ms). */
+export function authFailureDelay(address: string, now = Date.now()): number {
+  let entry = authFailures.get(address);
+  if (!entry || now - entry.last > AUTH_FAILURE_FORGET_MS) entry = { count: 0, last: now };
+  entry.count++;
+  entry.last = now;
+  if (!authFailures.has(address) && authFailures.size >= AUTH_FAILURE_TABLE_MAX) authFailures.clear();
+  authFailures.set(address, entry);
+  if (entry.count < 2) return 0;
+  return Math.min(AUTH_DELAY_CAP_MS, AUTH_DELAY_BASE_MS * 2 ** Math.min(entry.count - 2, 20));
+}
+
+/** A successful login from `address` ends its run of failures. */
+export function authSucceeded(address: string): void {
+  authFailures.delete(address);
+}
+
 export interface PgListenerContext {
   runtime: PgClusterRuntime;
   listener: 'rw' | 'ro';
@@ -42,6 +76,9 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
   let auth: ClientAuthenticator | null = null;
   let identity: { user: string; database: string; params: StartupParams } | null = null;
   let authenticated = false;
+  /** A failed login's answer is being held back (authFailureDelay). */
+  let delaying = false;
+  const address = raw.remoteAddress ?? 'unknown';
 
   raw.setNoDelay(true);
   const timer = setTimeout(() => fail(new SwitchyardError(ErrorCodes.AUTH_TIMEOUT, `authentication not completed within ${runtime.limits.auth_timeout}ms`)), runtime.limits.auth_timeout);
@@ -62,6 +99,16 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
   };
   const fail = (err: unknown) => {
     if (done) return;
+    if (isSwitchyardError(err) && err.code === ErrorCodes.AUTH_FAILED && !delaying) {
+      const wait = authFailureDelay(address);
+      if (wait > 0) {
+        // Hold the answer back; stop reading and stop the auth timer so nothing else answers first.
+        delaying = true;
+        cleanup();
+        setTimeout(() => fail(err), wait).unref();
+        return;
+      }
+    }
     const code = isSwitchyardError(err) ? err.code : ErrorCodes.INTERNAL;
     const message = err instanceof Error ? err.message : String(err);
     runtime.counters.error(code);
@@ -172,6 +219,7 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
     }
     // Authenticated: stop reading until the session takes over (step 6).
     authenticated = true;
+    authSucceeded(address);
     socket.removeListener('data', onData);
     socket.pause();
     const authOk = step.send;
@@ -214,6 +262,8 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
  * (primary first, so server_version and is_superuser are the primary's).
  */
 async function backendParameters(runtime: PgClusterRuntime, user: string, database: string, params: StartupParams): Promise<Map<string, string>> {
+  const cached = runtime.cachedLoginParameters(user, database, params);
+  if (cached) return cached;
   const snap = runtime.snapshot();
   const candidates = [...snap.nodes].filter((n) => n.up).sort((a, b) => Number(b.name === snap.primary) - Number(a.name === snap.primary));
   let lastError: unknown = new SwitchyardError(ErrorCodes.BACKEND_CONNECT_FAILED, `no node of cluster ${runtime.name} is reachable`);
@@ -222,6 +272,7 @@ async function backendParameters(runtime: PgClusterRuntime, user: string, databa
       const { conn, pool } = await runtime.acquire(node.name, user, database, params);
       const copy = new Map(conn.serverParams);
       pool.release(conn);
+      runtime.rememberLoginParameters(node.name, user, database, params, copy);
       return copy;
     } catch (e) {
       lastError = e;

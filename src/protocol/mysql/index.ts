@@ -1,0 +1,7 @@
+export * from './constants.js';
+export * from './lenenc.js';
+export * from './framing.js';
+export * from './packets.js';
+export * from './handshake.js';
+export * from './auth.js';
+export * from './scanner.js';

@@ -1,0 +1,329 @@
+import mysql from 'mysql2/promise';
+import type { ClusterConfig } from '../config/types.js';
+import type { Logger } from '../observability/logger.js';
+import { buildSnapshot, nextHealth, pushSample, type NodeHealth, type NodeProbe } from './decide.js';
+import { formatGtidPos, gtidCovers, gtidMax, gtidTotal, gtidWatermark, parseMariaGtidPos, parseMysqlGtidSet, type GtidPos, type GtidSample } from './gtid.js';
+import type { TopologyHolder } from './holder.js';
+import { refineWithGtid } from './mysql-decide.js';
+
+/** What one monitoring connection knows about its server, learnt once at connect. */
+interface Monitored {
+  conn: mysql.Connection;
+  flavor: 'mariadb' | 'mysql';
+  /** Replica status statement, or null when the login may not run it (then there is no Seconds_Behind_Master). */
+  statusSql: string | null;
+}
+
+interface GtidProbe extends NodeProbe {
+  gtid?: GtidPos | null;
+  secondsBehind?: number | null;
+  /** The replication IO thread is connected to a source. */
+  replicating?: boolean;
+}
+
+const MARIADB_PROBE = 'SELECT @@global.read_only AS ro, @@global.gtid_binlog_pos AS bpos, @@global.gtid_current_pos AS cpos';
+const MYSQL_PROBE = 'SELECT @@global.read_only AS ro, @@global.super_read_only AS sro, @@global.gtid_executed AS gexec, @@global.gtid_mode AS gmode';
+
+/**
+ * Probes every node of a MySQL/MariaDB cluster each health.interval over one
+ * dedicated monitoring connection per node (re-opened when it breaks), and
+ * publishes the same TopologySnapshot as PgTopologyMonitor, through the same
+ * decide.ts functions. The monitoring login is the cluster's first user.
+ *
+ * Per probe (two statements on one connection):
+ *   - role: writable when read_only (and MySQL's super_read_only) is off;
+ *   - position (GTIDs applied): MariaDB gtid_current_pos, joined on a writable
+ *     node with gtid_binlog_pos (what it has committed, also with
+ *     log_slave_updates off); MySQL gtid_executed;
+ *   - replica status: Seconds_Behind_Master (a cross-check, see
+ *     mysql-decide.ts) and whether the IO thread is connected.
+ * Lag in "bytes" is in transactions (gtid.ts gtidDistance); lag in seconds
+ * comes from the primary's position history, as for PostgreSQL.
+ */
+export class MysqlTopologyMonitor {
+  private readonly clients = new Map<string, Promise<Monitored>>();
+  private readonly health = new Map<string, NodeHealth>();
+  private readonly positions = new Map<string, GtidPos | null>();
+  private readonly secondsBehind = new Map<string, number | null>();
+  private readonly replicating = new Map<string, boolean>();
+  private history: GtidSample[] = [];
+  private readonly drained = new Set<string>();
+  private timer: NodeJS.Timeout | null = null;
+  private version = 0;
+  private running = false;
+  private stopped = false;
+  /** Nodes whose probe is still running (a hung node's lasts up to health.timeout). */
+  private readonly inflight = new Set<string>();
+  /** Probes that finished since the last round applied them, with when each started. */
+  private readonly done: { probe: GtidProbe; startedAt: number }[] = [];
+  /** Per node, when its last successful probe started: its position was read after that. */
+  private readonly probedAt = new Map<string, number>();
+
+  constructor(
+    private config: ClusterConfig,
+    private readonly holder: TopologyHolder,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    void this.round();
+  }
+
+  /** Apply a reloaded config (node set, health settings). */
+  update(config: ClusterConfig): void {
+    this.config = config;
+    for (const name of [...this.clients.keys()]) if (!config.nodes.some((n) => n.name === name)) this.dropClient(name);
+  }
+
+  setDrained(node: string, drained: boolean): void {
+    if (drained) this.drained.add(node);
+    else this.drained.delete(node);
+    this.publish();
+  }
+
+  /** A connection to `node` failed on the hot path: a refused check, so the node is down now. */
+  reportFailure(node: string, error: string): void {
+    const before = this.health.get(node);
+    if (!before?.up) return;
+    const after = nextHealth(before, { name: node, ok: false, refused: true, error }, this.config.health.fall, this.config.health.rise);
+    this.health.set(node, after);
+    if (!after.up) {
+      this.log.warn({ node, error }, 'node is down (connection failed on the hot path)');
+      this.publish();
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const name of [...this.clients.keys()]) this.dropClient(name);
+  }
+
+  /**
+   * One probe round, as PgTopologyMonitor's: 1. start a probe on every node
+   * that has none running, 2. wait for them at most one interval (a hung
+   * node's result lands in a later round), 3. apply what finished, 4. publish,
+   * 5. schedule the next round.
+   */
+  private async round(): Promise<void> {
+    if (this.stopped || this.running) return;
+    this.running = true;
+    const started = Date.now();
+    const interval = this.config.health.interval;
+    try {
+      const mine: Promise<void>[] = [];
+      for (const n of this.config.nodes) {
+        if (this.inflight.has(n.name)) continue;
+        this.inflight.add(n.name);
+        const startedAt = Date.now();
+        mine.push(
+          this.probe(n.name).then((probe) => {
+            this.inflight.delete(n.name);
+            this.done.push({ probe, startedAt });
+          }),
+        );
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(mine), new Promise<void>((r) => (timer = setTimeout(r, interval)))]);
+      clearTimeout(timer);
+      for (const { probe, startedAt } of this.done.splice(0)) this.apply(probe, startedAt);
+      this.publish();
+    } finally {
+      this.running = false;
+      if (!this.stopped) {
+        const wait = Math.max(0, interval - (Date.now() - started));
+        this.timer = setTimeout(() => void this.round(), wait);
+        this.timer.unref();
+      }
+    }
+  }
+
+  private apply(p: GtidProbe, startedAt: number): void {
+    if (!this.config.nodes.some((n) => n.name === p.name)) return;
+    const { fall, rise } = this.config.health;
+    const before = this.health.get(p.name);
+    const after = nextHealth(before, p, fall, rise);
+    if (before && before.up !== after.up) this.log.warn({ node: p.name, up: after.up, error: p.error }, after.up ? 'node is up' : 'node is down');
+    if (before && before.role !== after.role && after.role !== 'unknown') this.log.info({ node: p.name, role: after.role }, 'node role changed');
+    this.health.set(p.name, after);
+    if (!p.ok) return;
+    this.probedAt.set(p.name, startedAt);
+    this.positions.set(p.name, p.gtid ?? null);
+    this.secondsBehind.set(p.name, p.secondsBehind ?? null);
+    const was = this.replicating.get(p.name) ?? false;
+    this.replicating.set(p.name, p.replicating ?? false);
+    // A writable node that replicates from a source is a replica someone left writable: it counts as
+    // writable (so two of them are a split brain and writes stop), and the log says why.
+    if (p.writable && p.replicating && !was) this.log.warn({ node: p.name }, 'node is writable (read_only=OFF) but replicates from a source; set read_only=ON on replicas');
+  }
+
+  /**
+   * 1. Find the primary (roles do not depend on positions). 2. Record its GTID
+   * position in the history. 3. Map every node's GTID position onto decide.ts's
+   * single position (primary: sum of sequence numbers; replica: watermark in
+   * the history). 4. Build the snapshot and refine it with exact GTID lag.
+   */
+  private publish(): void {
+    const now = Date.now();
+    const inputs = this.inputs();
+    const primary = buildSnapshot(inputs, this.health, [], this.version, now).primary;
+    const prev = this.holder.current();
+    if (primary) {
+      const gtid = this.positions.get(primary);
+      if (gtid) this.record(gtid, now);
+    }
+    const health = new Map<string, NodeHealth>();
+    for (const [name, h] of this.health) {
+      const gtid = this.positions.get(name) ?? null;
+      const position = gtid === null ? null : name === primary ? gtidTotal(gtid) : gtidWatermark(this.history, gtid);
+      health.set(name, { ...h, position });
+    }
+    this.version++;
+    const sampledAt = primary ? (this.probedAt.get(primary) ?? 0) : 0;
+    const snap = refineWithGtid(buildSnapshot(inputs, health, this.history, this.version, now, sampledAt), {
+      positions: this.positions,
+      secondsBehind: this.secondsBehind,
+      history: this.history,
+    });
+    if (prev.primary !== snap.primary && prev.version > 0) this.log.warn({ from: prev.primary, to: snap.primary }, 'primary changed');
+    if (snap.splitBrain && !prev.splitBrain) this.log.error({ cluster: this.config.name }, 'split brain: more than one writable node; writes are refused');
+    this.holder.publish(snap);
+  }
+
+  /**
+   * Adds the primary's position to the history. The history must be a chain
+   * (each sample contains the earlier ones) for the watermark to be exact; a
+   * primary that lacks transactions of the last sample (a failover that lost
+   * some, RESET MASTER) starts a new history.
+   */
+  private record(gtid: GtidPos, now: number): void {
+    const last = this.history[this.history.length - 1];
+    if (last && !gtidCovers(gtid, last.gtid)) {
+      this.log.warn({ last: formatGtidPos(last.gtid), now: formatGtidPos(gtid) }, "the primary's GTID position does not contain the last one seen; lag history restarts");
+      this.history = [];
+    }
+    const sample: GtidSample = { at: now, position: gtidTotal(gtid), gtid };
+    pushSample(this.history, sample, Math.max(60_000, 10 * this.config.routing.max_replica_lag.time));
+  }
+
+  private inputs() {
+    const roles = this.config.roles;
+    return {
+      cluster: this.config.name,
+      nodes: this.config.nodes,
+      staticPrimary: roles === 'auto' ? null : roles.primary,
+      fall: this.config.health.fall,
+      rise: this.config.health.rise,
+      drained: this.drained,
+    };
+  }
+
+  private async probe(name: string): Promise<GtidProbe> {
+    const timeout = this.config.health.timeout;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        this.query(name),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeout}ms`)), timeout);
+        }),
+      ]);
+    } catch (e) {
+      // A hung or broken monitoring connection is replaced on the next round.
+      this.dropClient(name);
+      const refused = (e as { code?: string }).code === 'ECONNREFUSED';
+      return { name, ok: false, refused, error: (e as Error).message };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async query(name: string): Promise<GtidProbe> {
+    const m = await this.connect(name);
+    const [rows] = await m.conn.query<mysql.RowDataPacket[]>(m.flavor === 'mariadb' ? MARIADB_PROBE : MYSQL_PROBE);
+    const row = rows[0]!;
+    const writable = Number(row.ro) === 0 && (m.flavor === 'mariadb' || Number(row.sro) === 0);
+    let gtid: GtidPos | null = null;
+    try {
+      if (m.flavor === 'mariadb') {
+        const current = parseMariaGtidPos(String(row.cpos ?? ''));
+        gtid = writable ? gtidMax(current, parseMariaGtidPos(String(row.bpos ?? ''))) : current;
+      } else if (String(row.gmode).toUpperCase() === 'ON') {
+        gtid = parseMysqlGtidSet(String(row.gexec ?? ''));
+      }
+    } catch (e) {
+      // An unreadable position is unknown lag (the replica is not read from), not a dead node.
+      this.log.warn({ node: name, err: (e as Error).message }, 'cannot read the GTID position');
+    }
+    let secondsBehind: number | null = null;
+    let replicating = false;
+    if (m.statusSql) {
+      const [status] = await m.conn.query<mysql.RowDataPacket[]>(m.statusSql);
+      const s = status[0];
+      if (s) {
+        const sbm = s.Seconds_Behind_Master ?? s.Seconds_Behind_Source;
+        secondsBehind = sbm === null || sbm === undefined ? null : Number(sbm);
+        replicating = String(s.Slave_IO_Running ?? s.Replica_IO_Running) === 'Yes';
+      }
+    }
+    return { name, ok: true, writable, position: null, gtid, secondsBehind, replicating };
+  }
+
+  /** The node's monitoring connection, opened (and its server's flavor learnt) when there is none. */
+  private connect(name: string): Promise<Monitored> {
+    const have = this.clients.get(name);
+    if (have) return have;
+    const p = this.open(name);
+    this.clients.set(name, p);
+    p.then(
+      (m) => m.conn.on('error', () => this.clients.get(name) === p && this.dropClient(name)),
+      () => this.clients.get(name) === p && this.clients.delete(name),
+    );
+    return p;
+  }
+
+  private async open(name: string): Promise<Monitored> {
+    const node = this.config.nodes.find((n) => n.name === name)!;
+    const user = this.config.users[0]!;
+    const tls = this.config.backend_tls.mode;
+    const conn = await mysql.createConnection({
+      host: node.host,
+      port: node.port,
+      user: user.name,
+      password: user.password,
+      connectTimeout: this.config.health.timeout,
+      connectAttributes: { program_name: 'switchyard-monitor' },
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      ssl: tls === 'disable' ? undefined : { rejectUnauthorized: tls === 'verify-full' },
+    });
+    try {
+      const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@version AS v');
+      const flavor = /mariadb/i.test(String(rows[0]?.v)) ? 'mariadb' : 'mysql';
+      let statusSql: string | null = null;
+      // MySQL 8.0.22+ renamed the statement; MariaDB accepts the old name everywhere.
+      for (const sql of flavor === 'mariadb' ? ['SHOW SLAVE STATUS'] : ['SHOW REPLICA STATUS', 'SHOW SLAVE STATUS']) {
+        try {
+          await conn.query(sql);
+          statusSql = sql;
+          break;
+        } catch (e) {
+          this.log.debug({ node: name, sql, err: (e as Error).message }, 'replica status not readable');
+        }
+      }
+      if (!statusSql) this.log.warn({ node: name }, 'the monitoring login cannot read replica status (grant REPLICATION CLIENT / SLAVE MONITOR); no Seconds_Behind_Master cross-check');
+      return { conn, flavor, statusSql };
+    } catch (e) {
+      conn.destroy();
+      throw e;
+    }
+  }
+
+  private dropClient(name: string): void {
+    const p = this.clients.get(name);
+    if (!p) return;
+    this.clients.delete(name);
+    // A connect still under way is closed when it finishes.
+    p.then((m) => m.conn.destroy(), () => undefined);
+  }
+}
