@@ -11,10 +11,13 @@ import { handlePgConnection } from './frontend/pg/startup.js';
 import { PgClusterRuntime } from './runtime/pg-cluster.js';
 import { TopologyHolder } from './topology/holder.js';
 import { PgTopologyMonitor } from './topology/pg-monitor.js';
+import { handleMysqlConnection } from './frontend/mysql/startup.js';
+import { MysqlClusterRuntime } from './runtime/mysql-cluster.js';
+import { MysqlTopologyMonitor } from './topology/mysql-monitor.js';
 import type { TopologySnapshot } from './routing/topology.js';
 
 interface RunningCluster {
-  runtime: PgClusterRuntime;
+  runtime: PgClusterRuntime | MysqlClusterRuntime;
   monitor: TopologyMonitorLike;
   /** [0] the rw listener, [1] the read-only one (when configured). */
   listeners: (BoundListener | undefined)[];
@@ -79,11 +82,6 @@ export class App {
     this.configSha = loaded.sha256;
     this.log = this.opts.logger ?? createLogger({ level: this.config.log.level, format: this.config.log.format });
     this.metrics = new Metrics({ clusters: () => this.clusterStatuses(), maxClientConnections: () => this.config.limits.max_client_connections });
-    for (const c of this.config.clusters) {
-      if (c.protocol !== 'postgres') {
-        throw new Error(`cluster ${c.name}: protocol "${c.protocol}" is not served by this build yet (PostgreSQL only)`);
-      }
-    }
     for (const c of this.config.clusters) this.clusters.set(c.name, await this.startCluster(c));
     this.admin = new AdminServer(
       this.metrics,
@@ -108,8 +106,11 @@ export class App {
   private async startCluster(cfg: ClusterConfig): Promise<RunningCluster> {
     const holder = new TopologyHolder(initialSnapshot(cfg));
     const log = this.log.child({ cluster: cfg.name });
-    const monitor = this.opts.topologyFeed?.(cfg, holder) ?? new PgTopologyMonitor(cfg, holder, log);
-    const runtime = new PgClusterRuntime(cfg, this.config.limits, holder, this.metrics, log);
+    const mysql = cfg.protocol === 'mysql';
+    const monitor = this.opts.topologyFeed?.(cfg, holder) ?? (mysql ? new MysqlTopologyMonitor(cfg, holder, log) : new PgTopologyMonitor(cfg, holder, log));
+    const runtime = mysql
+      ? new MysqlClusterRuntime(cfg, this.config.limits, holder, this.metrics, log)
+      : new PgClusterRuntime(cfg, this.config.limits, holder, this.metrics, log);
     runtime.failureSink = (node, error) => (monitor as { reportFailure?: (n: string, e: string) => void }).reportFailure?.(node, error);
     monitor.start();
     const tlsContext = cfg.tls && cfg.tls.mode !== 'disable' ? tls.createSecureContext({ cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) }) : null;
@@ -130,7 +131,12 @@ export class App {
     });
     const bind = (which: 'rw' | 'ro', address: string) => {
       const c = ctx(which);
-      return listen(address, (s) => handlePgConnection(s, c));
+      if (runtime instanceof MysqlClusterRuntime) {
+        const mc = { ...c, runtime };
+        return listen(address, (s) => handleMysqlConnection(s, mc));
+      }
+      const pc = { ...c, runtime };
+      return listen(address, (s) => handlePgConnection(s, pc));
     };
     try {
       listeners.push(await bind('rw', cfg.listen));

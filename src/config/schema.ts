@@ -14,7 +14,7 @@ export const DEFAULTS = {
   backend_tls: { mode: 'disable' },
   node: { weight: 1 },
   roles: 'auto',
-  pool: { mode: 'transaction', size: 20, min_idle: 0, acquire_timeout: '5s', idle_timeout: '60s', prepared_statements: 256 },
+  pool: { mode: 'transaction', size: 20, min_idle: 0, acquire_timeout: '5s', idle_timeout: '60s', prepared_statements: 256, connect_timeout: '5s' },
   routing: {
     primary_reads: 0,
     max_replica_lag: { bytes: '16MB', time: '1s' },
@@ -103,6 +103,7 @@ const clusterSchema = z.strictObject({
       acquire_timeout: duration.prefault(DEFAULTS.pool.acquire_timeout),
       idle_timeout: duration.prefault(DEFAULTS.pool.idle_timeout),
       prepared_statements: count(1).default(DEFAULTS.pool.prepared_statements),
+      connect_timeout: duration.prefault(DEFAULTS.pool.connect_timeout),
     })
     .prefault({}),
   routing: z
@@ -201,6 +202,7 @@ function semanticChecks(c: Parsed, ctx: z.RefinementCtx): void {
     if (cl.routing.max_replica_lag.time <= 0) issue(at('routing', 'max_replica_lag', 'time'), 'must be greater than 0');
     if (cl.health.interval <= 0) issue(at('health', 'interval'), 'must be greater than 0');
     if (cl.health.timeout <= 0) issue(at('health', 'timeout'), 'must be greater than 0');
+    if (cl.pool.connect_timeout <= 0) issue(at('pool', 'connect_timeout'), 'must be greater than 0');
     if (cl.tls && cl.tls.mode !== 'disable') {
       if (!cl.tls.cert) issue(at('tls', 'cert'), `is required unless tls.mode is disable`);
       if (!cl.tls.key) issue(at('tls', 'key'), `is required unless tls.mode is disable`);

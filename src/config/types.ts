@@ -58,6 +58,8 @@ export interface PoolConfig {
   idle_timeout: number; // ms
   /** Named statements kept prepared per server connection (LRU). */
   prepared_statements: number;
+  /** One deadline for a new backend connection: TCP connect + TLS + login (ms). */
+  connect_timeout: number;
 }
 
 export interface RoutingConfig {

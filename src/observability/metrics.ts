@@ -48,33 +48,43 @@ export interface ClusterStatus {
 
 export class Metrics {
   readonly registry = new client.Registry();
-  readonly queries: client.Counter<'cluster' | 'node' | 'route'>;
-  readonly queryDuration: client.Histogram<'cluster' | 'route'>;
-  readonly routingDecisions: client.Counter<'cluster' | 'class' | 'reason'>;
   readonly reloads: client.Counter<'result'>;
-  readonly errors: client.Counter<'cluster' | 'kind'>;
+  /** The per-cluster counters sessions increment; the registry reads them at scrape time. */
+  private readonly counterSets = new Map<string, QueryCounters>();
 
   constructor(source: StatusSource, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
-    this.queries = new client.Counter({
+    // Hot-path counts live in plain fields of QueryCounters (an add each); these metrics
+    // copy them at scrape time. prom-client's own inc()/observe() hash the label set on every
+    // call, which cost more than the rest of a pgbench -S transaction's bookkeeping together.
+    const sets = () => this.counterSets.values();
+    new client.Counter<'cluster' | 'node' | 'route'>({
       name: 'switchyard_queries_total',
       help: 'Statements (or extended-protocol batches) sent to a node, by route.',
       labelNames: ['cluster', 'node', 'route'],
       registers,
+      collect() {
+        this.reset();
+        for (const qc of sets())
+          for (const [route, byNode] of [['primary', qc.primaryQueries], ['replica', qc.replicaQueries]] as const)
+            for (const [node, t] of byNode) this.inc({ cluster: qc.cluster, node, route }, t.n);
+      },
     });
-    this.queryDuration = new client.Histogram({
-      name: 'switchyard_query_duration_seconds',
-      help: 'Time from forwarding a statement to its ReadyForQuery/OK, by route.',
-      labelNames: ['cluster', 'route'],
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    });
-    this.routingDecisions = new client.Counter({
+    registers[0]!.registerMetric(new ScrapeTimeHistogram('switchyard_query_duration_seconds', 'Time from forwarding a statement to its ReadyForQuery/OK, by route.', () => {
+      const out: { labels: { cluster: string; route: string }; h: LatencyHistogram }[] = [];
+      for (const qc of sets()) out.push({ labels: { cluster: qc.cluster, route: 'primary' }, h: qc.durationPrimary }, { labels: { cluster: qc.cluster, route: 'replica' }, h: qc.durationReplica });
+      return out;
+    }) as unknown as client.Metric);
+    new client.Counter<'cluster' | 'class' | 'reason'>({
       name: 'switchyard_routing_decisions_total',
       help: 'Routing decisions by statement class and reason.',
       labelNames: ['cluster', 'class', 'reason'],
       registers,
+      collect() {
+        this.reset();
+        for (const qc of sets()) for (const [cls, byReason] of qc.decisions) for (const [reason, d] of byReason) this.inc({ cluster: qc.cluster, class: cls, reason }, d.n);
+      },
     });
     this.reloads = new client.Counter({
       name: 'switchyard_config_reloads_total',
@@ -86,11 +96,15 @@ export class Metrics {
     });
     // Both series exist from the start at 0, so increase() sees the first failure.
     for (const result of ['success', 'failure']) this.reloads.inc({ result }, 0);
-    this.errors = new client.Counter({
+    new client.Counter<'cluster' | 'kind'>({
       name: 'switchyard_errors_total',
       help: 'Errors by kind (a stable error code or a protocol failure class).',
       labelNames: ['cluster', 'kind'],
       registers,
+      collect() {
+        this.reset();
+        for (const qc of sets()) for (const [kind, n] of qc.errors) this.inc({ cluster: qc.cluster, kind }, n);
+      },
     });
     // aggregator: how /metrics combines workers (--workers N). Per-process counts sum; what
     // every worker sees alike (topology, budgets) takes the max so N workers do not multiply it.
@@ -158,61 +172,113 @@ export class Metrics {
     }, 'max');
   }
 
-  /** Counters a session increments per statement, looked up once per (cluster, node). */
+  /** The counters a cluster's sessions increment (one set per cluster name, kept across reloads). */
   queryCounters(cluster: string): QueryCounters {
-    return new QueryCounters(this, cluster);
+    let qc = this.counterSets.get(cluster);
+    if (!qc) this.counterSets.set(cluster, (qc = new QueryCounters(cluster)));
+    return qc;
   }
 }
 
-export class QueryCounters {
-  private readonly perNode = new Map<string, { counter: client.Counter.Internal; total: { n: number } }>();
-  /** Plain totals for /status (per node; reads and writes), kept beside the counters: one add each. */
-  private readonly nodeTotals = new Map<string, { n: number }>();
-  reads = 0;
-  writes = 0;
-  private readonly perDecision = new Map<string, client.Counter.Internal>();
-  readonly durationPrimary: client.Histogram.Internal<'cluster' | 'route'>;
-  readonly durationReplica: client.Histogram.Internal<'cluster' | 'route'>;
+/** Upper bounds of switchyard_query_duration_seconds, in seconds. */
+export const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
-  constructor(
-    private readonly metrics: Metrics,
-    private readonly cluster: string,
-  ) {
-    this.durationPrimary = metrics.queryDuration.labels({ cluster, route: 'primary' });
-    this.durationReplica = metrics.queryDuration.labels({ cluster, route: 'replica' });
+/** A fixed-bucket histogram whose observe() is a loop and an add; exported at scrape time. */
+export class LatencyHistogram {
+  /** Per bucket (not cumulative); the last slot counts values above every bound. */
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(readonly bounds: readonly number[] = DURATION_BUCKETS) {
+    this.counts = new Float64Array(bounds.length + 1);
   }
 
-  query(node: string, route: 'primary' | 'replica'): void {
-    const key = route === 'primary' ? `p${node}` : `r${node}`;
-    let c = this.perNode.get(key);
-    if (!c) {
-      let total = this.nodeTotals.get(node);
-      if (!total) this.nodeTotals.set(node, (total = { n: 0 }));
-      c = { counter: this.metrics.queries.labels({ cluster: this.cluster, node, route }), total };
-      this.perNode.set(key, c);
+  observe(value: number): void {
+    this.sum += value;
+    this.count++;
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && value > b[i]!) i++;
+    this.counts[i]!++;
+  }
+}
+
+/**
+ * A histogram for prom-client's registry built from LatencyHistograms at
+ * scrape time (the shape Registry.getMetricsAsString and the worker
+ * aggregator read: _bucket lines with le, then _sum and _count).
+ */
+class ScrapeTimeHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly series: () => { labels: Record<string, string>; h: LatencyHistogram }[],
+  ) {}
+
+  get() {
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    for (const { labels, h } of this.series()) {
+      let cumulative = 0;
+      for (let i = 0; i < h.bounds.length; i++) {
+        cumulative += h.counts[i]!;
+        values.push({ labels: { ...labels, le: h.bounds[i]! }, value: cumulative, metricName: `${this.name}_bucket` });
+      }
+      values.push({ labels: { ...labels, le: '+Inf' }, value: h.count, metricName: `${this.name}_bucket` });
+      values.push({ labels, value: h.sum, metricName: `${this.name}_sum` });
+      values.push({ labels, value: h.count, metricName: `${this.name}_count` });
     }
-    c.counter.inc();
-    c.total.n++;
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {}
+}
+
+/**
+ * What a session counts per statement: plain numbers, one add each. The
+ * registry copies them into switchyard_queries_total, _routing_decisions_total,
+ * _errors_total and _query_duration_seconds when scraped; /status reads the same.
+ */
+export class QueryCounters {
+  /** Statements sent per node, by route. */
+  readonly primaryQueries = new Map<string, { n: number }>();
+  readonly replicaQueries = new Map<string, { n: number }>();
+  /** Routing decisions by class, then reason. */
+  readonly decisions = new Map<string, Map<string, { n: number }>>();
+  readonly errors = new Map<string, number>();
+  reads = 0;
+  writes = 0;
+  readonly durationPrimary = new LatencyHistogram();
+  readonly durationReplica = new LatencyHistogram();
+
+  constructor(readonly cluster: string) {}
+
+  query(node: string, route: 'primary' | 'replica'): void {
+    const byNode = route === 'primary' ? this.primaryQueries : this.replicaQueries;
+    const t = byNode.get(node);
+    if (t) t.n++;
+    else byNode.set(node, { n: 1 });
   }
 
   /** Statements sent to `node` since start, both routes. */
   nodeQueries(node: string): number {
-    return this.nodeTotals.get(node)?.n ?? 0;
+    return (this.primaryQueries.get(node)?.n ?? 0) + (this.replicaQueries.get(node)?.n ?? 0);
   }
 
   decision(cls: string, reason: string): void {
     if (cls === 'write') this.writes++;
     else this.reads++;
-    const key = `${cls}|${reason}`;
-    let c = this.perDecision.get(key);
-    if (!c) {
-      c = this.metrics.routingDecisions.labels({ cluster: this.cluster, class: cls, reason });
-      this.perDecision.set(key, c);
-    }
-    c.inc();
+    // Two levels, so counting allocates nothing (a `${cls}|${reason}` key would, per statement).
+    let byReason = this.decisions.get(cls);
+    if (!byReason) this.decisions.set(cls, (byReason = new Map()));
+    const d = byReason.get(reason);
+    if (d) d.n++;
+    else byReason.set(reason, { n: 1 });
   }
 
   error(kind: string): void {
-    this.metrics.errors.labels({ cluster: this.cluster, kind }).inc();
+    this.errors.set(kind, (this.errors.get(kind) ?? 0) + 1);
   }
 }

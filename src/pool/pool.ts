@@ -94,6 +94,15 @@ export class Pool<C> {
   }
 
   /**
+   * An idle connection now, without a promise, or undefined (then use acquire):
+   * the common case of a busy pool costs no microtask hop.
+   */
+  tryAcquire(prefer?: (c: C) => boolean): C | undefined {
+    if (this.closed || this.draining) return undefined;
+    return this.takeIdle(prefer);
+  }
+
+  /**
    * Back to idle, or straight to the first waiter. Releasing twice (or after
    * discard) is a no-op, also when the first release handed the connection
    * straight to a waiter. A release that comes after the connection was lent

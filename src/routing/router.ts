@@ -96,9 +96,8 @@ export class Router {
       if (candidates.length === 0) return this.noReplica(input, 'causal');
     }
     // 3. primary_reads makes the primary one more reader (never on the read-only listener).
-    const weighted = candidates.map((n) => ({ name: n.name, weight: n.weight }));
     const primaryReads = input.listener === 'rw' && routing.primary_reads > 0 && snapshot.primary !== null && !snapshot.splitBrain;
-    if (primaryReads) weighted.push({ name: snapshot.primary!, weight: routing.primary_reads });
+    const weighted: readonly { name: string; weight: number }[] = primaryReads ? [...candidates, { name: snapshot.primary!, weight: routing.primary_reads }] : candidates;
     // 4. Smooth weighted round-robin among them.
     const picked = this.balancer.pick(weighted);
     if (picked === undefined) return this.noReplica(input, someLagging ? 'lag_fallback' : 'no_replica');

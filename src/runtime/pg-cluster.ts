@@ -28,8 +28,16 @@ export class PgClusterRuntime {
   readonly router = new Router();
   readonly counters: QueryCounters;
   /** ParameterStatus values of the first backend login, replayed to clients that log in. */
-  private readonly pools = new Map<string, { node: string; pool: Pool<PgBackendConn> }>();
+  private readonly pools = new Map<string, { node: string; loginKey: string; pool: Pool<PgBackendConn> }>();
+  /** The same pools by login key, then node (see pool()). */
+  private readonly poolIndex = new Map<string, Map<string, Pool<PgBackendConn>>>();
+  private readonly loginKeys = new WeakMap<StartupParams, { user: string; database: string; key: string }>();
   private readonly sessions = new Map<number, { secret: number; session: Cancellable }>();
+  /** Every open server connection, by node, lent or idle (see cutHungConnections). */
+  private readonly conns = new Map<string, Set<PgBackendConn>>();
+  private readonly unsubscribe: () => void;
+  /** Connections cut because their node went down while they waited for it in silence. */
+  hungConnectionsCut = 0;
   private readonly loginParams = new Map<string, { node: string; params: Map<string, string> }>();
   clientConnections = 0;
   /** Sessions held on one connection for good (temp tables, LISTEN, ...), shown in metrics. */
@@ -54,6 +62,45 @@ export class PgClusterRuntime {
       readFunctions: config.routing.read_functions,
     });
     this.counters = metrics.queryCounters(config.name);
+    this.unsubscribe = topology.onPublish((snap) => this.onTopology(snap));
+  }
+
+  /**
+   * Every snapshot (the monitor publishes one per health.interval): cut what hangs on
+   * nodes that are down, also statements that were sent just before the node was
+   * declared down and fall silent later. A node that left the config (reload) is
+   * not in the snapshot and not down: its pool drains, running statements finish.
+   */
+  private onTopology(snap: TopologySnapshot): void {
+    for (const n of snap.nodes) if (!n.up) this.cutHungConnections(n.name);
+  }
+
+  /**
+   * A node the monitor has declared down (fall failed checks, or a refused
+   * connect) may be hung rather than dead: a SIGSTOPped or frozen host keeps its
+   * TCP connections open, and statements in flight on it would wait as long as
+   * it stays frozen. Connections lent to a session, waiting for an answer, and
+   * silent for at least health.timeout are destroyed: the session then handles
+   * a lost connection as always (an unanswered autocommit read runs again on
+   * another node, anything else gets 08006 and the session goes on). Idle
+   * connections and ones still receiving data are left alone; a node that is
+   * slow but answering loses nothing.
+   */
+  private cutHungConnections(node: string): void {
+    const set = this.conns.get(node);
+    if (!set) return;
+    const now = performance.now();
+    const silentFor = this.config.health.timeout;
+    let cut = 0;
+    for (const conn of set) {
+      if (!conn.owner || !conn.awaitingReady || now - conn.lastIoAt < silentFor) continue;
+      cut++;
+      conn.socket.destroy(new Error(`node ${node} was marked down while this connection waited ${Math.round(now - conn.lastIoAt)}ms for its answer`));
+    }
+    if (cut > 0) {
+      this.hungConnectionsCut += cut;
+      this.log.warn({ node, connections: cut }, 'cut connections waiting on a node that went down');
+    }
   }
 
   /** Set by the composition root: tells the topology monitor that connecting to a node failed. */
@@ -80,7 +127,13 @@ export class PgClusterRuntime {
    * of the key so a borrowed connection always carries the client's settings.
    */
   pool(node: string, user: string, database: string, params: StartupParams): Pool<PgBackendConn> {
-    const key = `${node}\u0000${loginKey(user, database, params)}`;
+    // Every statement looks its pool up: by the session's params object and node, through two
+    // maps, so the lookup builds no string (a joined key cost a concatenation, a flatten and a
+    // hash per transaction).
+    const lk = this.loginKeyOf(user, database, params);
+    const indexed = this.poolIndex.get(lk)?.get(node);
+    if (indexed) return indexed;
+    const key = `${node}\u0000${lk}`;
     const found = this.pools.get(key);
     if (found) return found.pool;
     const nodeCfg = this.config.nodes.find((n) => n.name === node);
@@ -100,7 +153,7 @@ export class PgClusterRuntime {
             database,
             params,
             tls: cfg.backend_tls,
-            connectTimeoutMs: Math.max(cfg.health.timeout, 5000),
+            connectTimeoutMs: cfg.pool.connect_timeout,
           }).catch((err: unknown) => {
             // A failed connect on the hot path counts at once (issue 6): the monitor marks the node down.
             if (isConnectFailure(err)) this.reportFailure(node, err);
@@ -108,6 +161,10 @@ export class PgClusterRuntime {
           });
           const conn = new PgBackendConn(node, nodeCfg.host, nodeCfg.port, login.socket, login);
           conn.onIdleClose = (c) => pool.discard(c);
+          let open = this.conns.get(node);
+          if (!open) this.conns.set(node, (open = new Set()));
+          open.add(conn);
+          login.socket.once('close', () => open.delete(conn));
           return conn;
         },
         destroy: (conn) => conn.close(),
@@ -120,8 +177,20 @@ export class PgClusterRuntime {
         name: `${cfg.name}/${node}/${user}/${database}`,
       },
     );
-    this.pools.set(key, { node, pool });
+    this.pools.set(key, { node, loginKey: lk, pool });
+    let byNode = this.poolIndex.get(lk);
+    if (!byNode) this.poolIndex.set(lk, (byNode = new Map()));
+    byNode.set(node, pool);
     return pool;
+  }
+
+  /** loginKey(user, database, params), computed once per params object (one per session). */
+  private loginKeyOf(user: string, database: string, params: StartupParams): string {
+    const hit = this.loginKeys.get(params);
+    if (hit && hit.user === user && hit.database === database) return hit.key;
+    const key = loginKey(user, database, params);
+    this.loginKeys.set(params, { user, database, key });
+    return key;
   }
 
   /**
@@ -155,6 +224,17 @@ export class PgClusterRuntime {
     const pool = this.pool(node, user, database, params);
     for (;;) {
       const conn = await pool.acquire(prefer ? { prefer } : undefined);
+      if (!conn.broken) return { conn, pool };
+      pool.discard(conn);
+    }
+  }
+
+  /** acquire's synchronous case: an idle live connection now, or undefined. */
+  tryAcquire(node: string, user: string, database: string, params: StartupParams, prefer?: (c: PgBackendConn) => boolean): { conn: PgBackendConn; pool: Pool<PgBackendConn> } | undefined {
+    const pool = this.pool(node, user, database, params);
+    for (;;) {
+      const conn = pool.tryAcquire(prefer);
+      if (conn === undefined) return undefined;
       if (!conn.broken) return { conn, pool };
       pool.discard(conn);
     }
@@ -230,10 +310,11 @@ export class PgClusterRuntime {
     this.config = config;
     this.limits = limits;
     this.loginParams.clear();
-    for (const [key, { node, pool }] of this.pools) {
+    for (const [key, { node, loginKey: lk, pool }] of this.pools) {
       if (!config.nodes.some((n) => n.name === node)) {
         // A removed node drains: no new borrowers, running transactions finish.
         this.pools.delete(key);
+        this.poolIndex.get(lk)?.delete(node);
         void pool.drain();
         continue;
       }
@@ -243,8 +324,10 @@ export class PgClusterRuntime {
 
   /** Close every pool (shutdown). */
   async close(): Promise<void> {
+    this.unsubscribe();
     for (const { pool } of this.pools.values()) pool.close();
     this.pools.clear();
+    this.poolIndex.clear();
   }
 }
 
@@ -262,8 +345,24 @@ export function fingerprint(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
-/** Network-level failures only: a wrong password or a full server says nothing about the node's health. */
+/**
+ * Network-level failures, and a server that refuses logins because it is
+ * shutting down, starting up or crashed (SQLSTATE 57P01-57P03): a wrong
+ * password or a full server says nothing about the node's health. connect.ts
+ * wraps socket errors into SwitchyardError, so the errno is only in the message.
+ */
 function isConnectFailure(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ETIMEDOUT' || code === 'EPIPE' || /no answer within|timed? ?out|ECONNREFUSED/i.test(String((err as Error)?.message));
+  const sqlState = ((err as { cause?: { code?: unknown } } | null)?.cause as { code?: unknown } | undefined)?.code;
+  return (
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'EHOSTUNREACH' ||
+    code === 'ETIMEDOUT' ||
+    code === 'EPIPE' ||
+    sqlState === '57P01' ||
+    sqlState === '57P02' ||
+    sqlState === '57P03' ||
+    /no answer within|timed? ?out|ECONNREFUSED|ECONNRESET|EPIPE|EHOSTUNREACH|closed the connection during login/i.test(String((err as Error)?.message))
+  );
 }

@@ -29,13 +29,13 @@ export const Tok = {
 } as const;
 export type TokKind = (typeof Tok)[keyof typeof Tok];
 
-// Character classes for the ASCII range.
+// Character classes for the ASCII range (charClass is also read by the reader's fast lane).
 const C_OTHER = 0;
 const C_SPACE = 1;
 const C_IDSTART = 2; // letters and _
 const C_DIGIT = 3;
 const C_IDPART = 4; // $: inside identifiers only
-const charClass = new Uint8Array(128);
+export const charClass = new Uint8Array(128);
 for (let c = 0; c < 128; c++) {
   if (c === 32 || (c >= 9 && c <= 13)) charClass[c] = C_SPACE;
   else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95) charClass[c] = C_IDSTART;
@@ -43,11 +43,12 @@ for (let c = 0; c < 128; c++) {
   else if (c === 36) charClass[c] = C_IDPART;
 }
 
+// On codesOf() bytes: 0x80 is any other non-ASCII character (a letter for SQL), 0xa0 a non-ASCII space.
 function isIdentStart(c: number): boolean {
-  return c >= 128 ? c !== 0xa0 && c !== 0xfeff : charClass[c] === C_IDSTART;
+  return c >= 128 ? c !== 0xa0 : charClass[c] === C_IDSTART;
 }
 function isIdentPart(c: number): boolean {
-  return c < 128 ? charClass[c]! >= C_IDSTART : c !== 0xa0 && c !== 0xfeff;
+  return c < 128 ? charClass[c]! >= C_IDSTART : c !== 0xa0;
 }
 
 export class Lexer {
@@ -57,30 +58,35 @@ export class Lexer {
   /** For a WORD: foldHash() of its text, computed while reading it (keyword and function lookups need no second pass). */
   hash = 0;
   pos: number;
-  private readonly mysql: boolean;
+  readonly mysql: boolean;
   /** Inside a MySQL executable comment: its closing `*\/` is skipped. */
   private inExecComment = false;
+  /** The text's characters as bytes (see codesOf()): the lexer reads these, never the string. */
+  readonly b: Uint8Array;
 
+  /** `codes`: codesOf(src) when the caller has it (readAll() lends a scratch buffer); otherwise the lexer makes its own. */
   constructor(
     readonly src: string,
     readonly dialect: Dialect,
     from = 0,
-    private readonly limit = src.length,
+    readonly limit = src.length,
+    codes?: Uint8Array,
   ) {
     this.pos = from;
     this.mysql = dialect === 'mysql';
+    this.b = codes ?? mapCodes(src, new Uint8Array(src.length));
   }
 
   /** Advances to the next token and returns its kind. */
   next(): TokKind {
-    const s = this.src;
+    const b = this.b;
     const n = this.limit;
     let p = this.pos;
     for (;;) {
       if (p >= n) return this.set(Tok.EOF, n, n);
-      const c = s.charCodeAt(p);
-      // 1. Whitespace (the common case first).
-      if (c === 32 || (c <= 13 && c >= 9) || c === 0xa0 || c === 0xfeff) {
+      const c = b[p]!;
+      // 1. Whitespace (the common case first; 0xa0 stands for U+00A0 and U+FEFF, see codesOf()).
+      if (c === 32 || (c <= 13 && c >= 9) || c === 0xa0) {
         p++;
         continue;
       }
@@ -92,7 +98,7 @@ export class Lexer {
         // 2. Comments, and what only looks like one.
         case 45: // -
           // MySQL needs whitespace or a control character after `--`; `--x` is two minus signs.
-          if (this.at(p + 1) === 45 && (!this.mysql || p + 2 >= n || s.charCodeAt(p + 2) <= 32)) {
+          if (this.at(p + 1) === 45 && (!this.mysql || p + 2 >= n || b[p + 2]! <= 32)) {
             p = this.lineEnd(p + 2);
             continue;
           }
@@ -157,7 +163,7 @@ export class Lexer {
 
   /** The character at i, or 0 at the end. */
   private at(i: number): number {
-    return i < this.limit ? this.src.charCodeAt(i) : 0;
+    return i < this.limit ? this.b[i]! : 0;
   }
 
   private set(kind: TokKind, start: number, end: number): TokKind {
@@ -182,9 +188,9 @@ export class Lexer {
 
   /** Index of the end of the line starting at or after p. */
   private lineEnd(p: number): number {
-    const s = this.src;
+    const b = this.b;
     while (p < this.limit) {
-      const c = s.charCodeAt(p);
+      const c = b[p]!;
       if (c === 10 || c === 13) break;
       p++;
     }
@@ -193,19 +199,19 @@ export class Lexer {
 
   /** `/*` at p: skip to the matching `*\/` (nested in PostgreSQL). False when unterminated. */
   private skipBlockComment(p: number): boolean {
-    const s = this.src;
+    const b = this.b;
     const n = this.limit;
     let depth = 1;
     p += 2;
     while (p < n) {
-      const c = s.charCodeAt(p);
-      if (c === 42 && p + 1 < n && s.charCodeAt(p + 1) === 47) {
+      const c = b[p]!;
+      if (c === 42 && p + 1 < n && b[p + 1] === 47) {
         p += 2;
         if (--depth === 0) {
           this.pos = p;
           return true;
         }
-      } else if (c === 47 && !this.mysql && p + 1 < n && s.charCodeAt(p + 1) === 42) {
+      } else if (c === 47 && !this.mysql && p + 1 < n && b[p + 1] === 42) {
         depth++;
         p += 2;
       } else p++;
@@ -215,12 +221,12 @@ export class Lexer {
 
   /** `/*!` [version] or `/*M!` [version] at p: enter code mode. */
   private openExecComment(p: number): boolean {
-    const s = this.src;
+    const b = this.b;
     let q = p + 2;
-    if (s.charCodeAt(q) === 77 /* M */ && s.charCodeAt(q + 1) === 33) q += 2;
-    else if (s.charCodeAt(q) === 33 /* ! */) q += 1;
+    if (this.at(q) === 77 /* M */ && this.at(q + 1) === 33) q += 2;
+    else if (this.at(q) === 33 /* ! */) q += 1;
     else return false;
-    while (q < this.limit && s.charCodeAt(q) >= 48 && s.charCodeAt(q) <= 57) q++;
+    while (q < this.limit && b[q]! >= 48 && b[q]! <= 57) q++;
     this.inExecComment = true;
     this.pos = q;
     return true;
@@ -232,6 +238,7 @@ export class Lexer {
    */
   private quoted(open: number, from: number, quote: number, backslash: boolean, kind: TokKind): TokKind {
     const s = this.src;
+    const b = this.b;
     const n = this.limit;
     let p = from;
     if (!backslash) {
@@ -240,14 +247,14 @@ export class Lexer {
       for (;;) {
         const at = s.indexOf(q, p);
         if (at < 0 || at >= n) return this.fail(open);
-        if (at + 1 < n && s.charCodeAt(at + 1) === quote) p = at + 2;
+        if (at + 1 < n && b[at + 1] === quote) p = at + 2;
         else return this.set(kind, open, at + 1);
       }
     }
     while (p < n) {
-      const c = s.charCodeAt(p);
+      const c = b[p]!;
       if (c === quote) {
-        if (p + 1 < n && s.charCodeAt(p + 1) === quote) p += 2;
+        if (p + 1 < n && b[p + 1] === quote) p += 2;
         else return this.set(kind, open, p + 1);
       } else if (c === 92) p += 2;
       else p++;
@@ -258,17 +265,18 @@ export class Lexer {
   /** `$` in PostgreSQL: a parameter `$1`, a dollar quote `$tag$...$tag$`, or an operator. */
   private dollar(p: number, c1: number): TokKind {
     const s = this.src;
+    const b = this.b;
     const n = this.limit;
     if (c1 >= 48 && c1 <= 57) {
       let q = p + 1;
-      while (q < n && s.charCodeAt(q) >= 48 && s.charCodeAt(q) <= 57) q++;
+      while (q < n && b[q]! >= 48 && b[q]! <= 57) q++;
       return this.set(Tok.PARAM, p, q);
     }
     let q = p + 1;
     if (c1 !== 36) {
       if (!isIdentStart(c1)) return this.single(Tok.OP);
-      while (q < n && isIdentPart(s.charCodeAt(q)) && s.charCodeAt(q) !== 36) q++;
-      if (q >= n || s.charCodeAt(q) !== 36) return this.single(Tok.OP);
+      while (q < n && isIdentPart(b[q]!) && b[q] !== 36) q++;
+      if (q >= n || b[q] !== 36) return this.single(Tok.OP);
     }
     const tag = s.slice(p, q + 1); // `$tag$`: the only allocation, once per dollar quote
     const close = s.indexOf(tag, q + 1);
@@ -278,7 +286,7 @@ export class Lexer {
 
   /** `@name`, `@'name'`, `@@name` (MySQL variables). */
   private variable(p: number, c1: number): TokKind {
-    const s = this.src;
+    const b = this.b;
     const n = this.limit;
     let kind: TokKind = Tok.VAR;
     let q = p + 1;
@@ -286,30 +294,30 @@ export class Lexer {
       kind = Tok.SYSVAR;
       q++;
     }
-    const c = q < n ? s.charCodeAt(q) : 0;
+    const c = q < n ? b[q]! : 0;
     if (c === 39 || c === 34 || c === 96) {
       const k = this.quoted(p, q + 1, c, c !== 96, kind);
       return k === Tok.ERROR ? k : kind;
     }
-    while (q < n && (isIdentPart(s.charCodeAt(q)) || s.charCodeAt(q) === 46)) q++;
+    while (q < n && (isIdentPart(b[q]!) || b[q] === 46)) q++;
     return this.set(kind, p, q);
   }
 
   private number(p: number): TokKind {
-    const s = this.src;
+    const b = this.b;
     const n = this.limit;
     let q = p;
     while (q < n) {
-      const c = s.charCodeAt(q);
+      const c = b[q]!;
       if ((c >= 48 && c <= 57) || c === 46 || c === 95 || (c < 128 && charClass[c] === C_IDSTART)) q++;
-      else if ((c === 43 || c === 45) && (s.charCodeAt(q - 1) | 0x20) === 101 /* e */ && !isHexPrefixed(s, p)) q++;
+      else if ((c === 43 || c === 45) && (b[q - 1]! | 0x20) === 101 /* e */ && !(b[p] === 48 && (this.at(p + 1) | 0x20) === 120 /* 0x */)) q++;
       else break;
     }
     return this.set(Tok.NUMBER, p, q);
   }
 
   private word(p: number, c: number, c1: number): TokKind {
-    const s = this.src;
+    const b = this.b;
     const n = this.limit;
     // 1. String prefixes: E'..' (PG, backslash escapes), B'..', X'..', N'..', U&'..' / U&"..".
     if (c1 === 39) {
@@ -318,7 +326,7 @@ export class Lexer {
       if (lc === 98 || lc === 120 || lc === 110) return this.quoted(p, p + 2, 39, this.mysql, Tok.STRING);
     }
     if ((c | 0x20) === 117 && c1 === 38 && !this.mysql) {
-      const c2 = p + 2 < n ? s.charCodeAt(p + 2) : 0;
+      const c2 = p + 2 < n ? b[p + 2]! : 0;
       if (c2 === 39) return this.quoted(p, p + 3, 39, false, Tok.STRING);
       if (c2 === 34) return this.quoted(p, p + 3, 34, false, Tok.QIDENT);
     }
@@ -333,8 +341,8 @@ export class Lexer {
     let h = Math.imul(FNV_OFFSET ^ (c >= 65 && c <= 90 ? c | 0x20 : c), 0x01000193);
     let q = p + 1;
     while (q < n) {
-      const d = s.charCodeAt(q);
-      if (d < 128 ? table[d]! < 2 /* C_IDSTART */ : d === 0xa0 || d === 0xfeff) break;
+      const d = b[q]!;
+      if (d < 128 ? table[d]! < 2 /* C_IDSTART */ : d === 0xa0) break;
       h = Math.imul(h ^ (d >= 65 && d <= 90 ? d | 0x20 : d), 0x01000193 /* FNV prime */);
       q++;
     }
@@ -346,22 +354,66 @@ export class Lexer {
 const FNV_OFFSET = 0x811c9dc5 | 0; // the FNV prime, 0x01000193, is written as a literal where used (see Lexer.word())
 
 /**
- * FNV-1a over the UTF-16 units of src[start, end) with ASCII letters lower-cased,
- * as a signed 32-bit integer (a small integer for V8). Lexer.hash of a WORD is
- * foldHash() of its text. Equal hashes do not prove equal words: callers confirm
- * with wordEquals().
+ * FNV-1a over the characters of src[start, end) as codesOf() has them (ASCII
+ * letters lower-cased, every other non-ASCII character 0x80), as a signed 32-bit
+ * integer (a small integer for V8). Lexer.hash of a WORD is foldHash() of its
+ * text. Equal hashes do not prove equal words (all non-ASCII characters hash
+ * alike): callers confirm with wordEquals() on the text itself.
  */
 export function foldHash(src: string, start: number, end: number): number {
   let h = FNV_OFFSET;
   for (let i = start; i < end; i++) {
     const c = src.charCodeAt(i);
-    h = Math.imul(h ^ (c >= 65 && c <= 90 ? c | 0x20 : c), 0x01000193 /* FNV prime */);
+    h = Math.imul(h ^ (c >= 128 ? 0x80 : c >= 65 && c <= 90 ? c | 0x20 : c), 0x01000193 /* FNV prime */);
   }
   return h;
 }
 
-function isHexPrefixed(s: string, p: number): boolean {
-  return s.charCodeAt(p) === 48 && (s.charCodeAt(p + 1) | 0x20) === 120;
+/**
+ * The lexer reads a text's characters from a Uint8Array, not from the string:
+ * on node 20 every charCodeAt() costs ~27 instructions (V8 re-checks the
+ * string's representation on each call), a typed-array load ~11
+ * (valgrind/cachegrind, loops over 1,000 characters). ASCII texts (nearly all
+ * SQL) are copied in one native call, positions unchanged. Otherwise each UTF-16
+ * unit becomes one byte, so positions still match the string: ASCII as is,
+ * U+00A0 and U+FEFF (spaces to the lexer) 0xa0, everything else 0x80 (a letter:
+ * identifier character). Nothing the lexer decides on is lost: quotes,
+ * operators and keywords are ASCII, and names are always compared on the text.
+ */
+export function mapCodes(src: string, out: Uint8Array): Uint8Array {
+  for (let i = 0; i < src.length; i++) {
+    const c = src.charCodeAt(i);
+    out[i] = c < 128 ? c : c === 0xa0 || c === 0xfeff ? 0xa0 : 0x80;
+  }
+  return out;
+}
+
+// One scratch buffer, lent to one reading at a time (readAll() may nest: MySQL
+// `PREPARE s FROM '...'`). A UTF-16 unit takes at most 3 bytes in UTF-8, so a text
+// of up to SCRATCH_BYTES / 3 units always fits whole: then the text is ASCII
+// exactly when it took one byte per unit.
+const SCRATCH_BYTES = 3 * 16_384;
+type Utf8Writer = { utf8Write?: (s: string, offset: number, length: number) => number };
+const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(n: number): Uint8Array & Utf8Writer } }).Buffer;
+const scratchWriter = NodeBuffer?.allocUnsafeSlow(SCRATCH_BYTES);
+// Reads go through a plain Uint8Array view of the same bytes (one element kind for V8 in the lexer).
+const scratch = scratchWriter ? new Uint8Array(scratchWriter.buffer, scratchWriter.byteOffset, SCRATCH_BYTES) : new Uint8Array(SCRATCH_BYTES);
+const utf8Write = typeof scratchWriter?.utf8Write === 'function' ? scratchWriter.utf8Write : undefined;
+const encoder = new TextEncoder();
+let scratchLent = false;
+
+/** The bytes of src for the lexer (see mapCodes()); give them back with releaseCodes(). */
+export function codesOf(src: string): Uint8Array {
+  const n = src.length;
+  if (scratchLent || 3 * n > SCRATCH_BYTES) return mapCodes(src, new Uint8Array(n));
+  scratchLent = true;
+  // Buffer#utf8Write: ~300 instructions per call on node 20; TextEncoder#encodeInto ~900.
+  const written = utf8Write ? utf8Write.call(scratchWriter, src, 0, SCRATCH_BYTES) : encoder.encodeInto(src, scratch).written;
+  return written === n ? scratch : mapCodes(src, scratch);
+}
+
+export function releaseCodes(codes: Uint8Array): void {
+  if (codes === scratch) scratchLent = false;
 }
 
 /** ASCII case-insensitive comparison of src[start, end) with a lower-case word, without allocating. */

@@ -58,6 +58,20 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  * the end of the run that starts at 1; '' is the empty position.
  */
 export function parseMysqlGtidSet(text: string): GtidPos {
+  return parseMysqlSet(text, 'applied');
+}
+
+/**
+ * A MySQL GTID set that must have been applied (e.g. a commit's `uuid:N` from
+ * session tracking): per UUID the highest transaction it names. Compared with
+ * a replica's parseMysqlGtidSet position, this asks for the whole run 1..N,
+ * which is more than needed only when the replica has gaps: never less.
+ */
+export function parseMysqlGtidRequirement(text: string): GtidPos {
+  return parseMysqlSet(text, 'required');
+}
+
+function parseMysqlSet(text: string, as: 'applied' | 'required'): GtidPos {
   const out = new Map<string, bigint>();
   const trimmed = text.trim();
   if (trimmed === '') return out;
@@ -75,8 +89,13 @@ export function parseMysqlGtidSet(text: string): GtidPos {
       if (a < 1n || b < a || b > MAX_SEQ) throw bad(text, `"${iv}" is not an interval`);
       ranges.push([a, b]);
     }
-    ranges.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
     let end = out.get(uuid) ?? 0n;
+    if (as === 'required') {
+      for (const [, b] of ranges) if (b > end) end = b;
+      out.set(uuid, end);
+      continue;
+    }
+    ranges.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
     for (const [a, b] of ranges) {
       if (a > end + 1n) break;
       if (b > end) end = b;
@@ -88,9 +107,11 @@ export function parseMysqlGtidSet(text: string): GtidPos {
 
 /** `domain-0-seq` per domain (MariaDB; the server id is not kept) or `uuid:1-seq` (MySQL), sorted: for logs and /status. */
 export function formatGtidPos(pos: GtidPos): string {
+  // A UUID with nothing applied has no interval to print, and leaving it out means the same.
   return [...pos.entries()]
-    .sort(([a], [b]) => (a.length - b.length) || (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, seq]) => (UUID.test(k) ? (seq === 0n ? `${k}:0` : `${k}:1-${seq}`) : `${k}-0-${seq}`))
+    .filter(([k, seq]) => !(seq === 0n && UUID.test(k)))
+    .sort(([a], [b]) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, seq]) => (UUID.test(k) ? `${k}:1-${seq}` : `${k}-0-${seq}`))
     .join(',');
 }
 

@@ -8,6 +8,7 @@ import type { TopologySnapshot } from '../routing/topology.js';
 export class TopologyHolder {
   private snap: TopologySnapshot;
   private waiters = new Set<() => void>();
+  private readonly listeners = new Set<(snap: TopologySnapshot) => void>();
 
   constructor(initial: TopologySnapshot) {
     this.snap = initial;
@@ -22,6 +23,13 @@ export class TopologyHolder {
     const waiting = this.waiters;
     this.waiters = new Set();
     for (const w of waiting) w();
+    for (const l of this.listeners) l(next);
+  }
+
+  /** Calls `fn` after every publish (after the waiters); returns the unsubscribe function. */
+  onPublish(fn: (snap: TopologySnapshot) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
   }
 
   /** Resolves with the first snapshot (current or later) that satisfies `ok`, or null after timeoutMs. */

@@ -73,6 +73,9 @@ export class MysqlTopologyMonitor {
   update(config: ClusterConfig): void {
     this.config = config;
     for (const name of [...this.clients.keys()]) if (!config.nodes.some((n) => n.name === name)) this.dropClient(name);
+    // Weights, node set and budgets are config, not probe results: publish them now, so a
+    // reload is in effect when it answers (waiting for the next round cost up to a second each).
+    this.publish();
   }
 
   setDrained(node: string, drained: boolean): void {
@@ -143,6 +146,7 @@ export class MysqlTopologyMonitor {
     const { fall, rise } = this.config.health;
     const before = this.health.get(p.name);
     const after = nextHealth(before, p, fall, rise);
+    if (this.log.isLevelEnabled('trace')) this.log.trace({ node: p.name, ok: p.ok, writable: p.writable, error: p.error, gtid: p.gtid ? formatGtidPos(p.gtid) : null, up: after.up }, 'probe');
     if (before && before.up !== after.up) this.log.warn({ node: p.name, up: after.up, error: p.error }, after.up ? 'node is up' : 'node is down');
     if (before && before.role !== after.role && after.role !== 'unknown') this.log.info({ node: p.name, role: after.role }, 'node role changed');
     this.health.set(p.name, after);
@@ -297,26 +301,40 @@ export class MysqlTopologyMonitor {
       bigNumberStrings: true,
       ssl: tls === 'disable' ? undefined : { rejectUnauthorized: tls === 'verify-full' },
     });
+    // The connect is bounded by connectTimeout; these first statements get the same bound, because a
+    // connection nobody holds yet cannot be closed by dropClient and would leak while the node hangs.
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.config.health.timeout}ms`)), this.config.health.timeout);
+    });
+    hung.catch(() => undefined);
     try {
-      const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@version AS v');
-      const flavor = /mariadb/i.test(String(rows[0]?.v)) ? 'mariadb' : 'mysql';
-      let statusSql: string | null = null;
-      // MySQL 8.0.22+ renamed the statement; MariaDB accepts the old name everywhere.
-      for (const sql of flavor === 'mariadb' ? ['SHOW SLAVE STATUS'] : ['SHOW REPLICA STATUS', 'SHOW SLAVE STATUS']) {
-        try {
-          await conn.query(sql);
-          statusSql = sql;
-          break;
-        } catch (e) {
-          this.log.debug({ node: name, sql, err: (e as Error).message }, 'replica status not readable');
-        }
-      }
-      if (!statusSql) this.log.warn({ node: name }, 'the monitoring login cannot read replica status (grant REPLICATION CLIENT / SLAVE MONITOR); no Seconds_Behind_Master cross-check');
-      return { conn, flavor, statusSql };
+      return await Promise.race([this.learn(name, conn), hung]);
     } catch (e) {
       conn.destroy();
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  /** The server's flavour and the replica status statement the login may run. */
+  private async learn(name: string, conn: mysql.Connection): Promise<Monitored> {
+    const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@version AS v');
+    const flavor = /mariadb/i.test(String(rows[0]?.v)) ? 'mariadb' : 'mysql';
+    let statusSql: string | null = null;
+    // MySQL 8.0.22+ renamed the statement; MariaDB accepts the old name everywhere.
+    for (const sql of flavor === 'mariadb' ? ['SHOW SLAVE STATUS'] : ['SHOW REPLICA STATUS', 'SHOW SLAVE STATUS']) {
+      try {
+        await conn.query(sql);
+        statusSql = sql;
+        break;
+      } catch (e) {
+        this.log.debug({ node: name, sql, err: (e as Error).message }, 'replica status not readable');
+      }
+    }
+    if (!statusSql) this.log.warn({ node: name }, 'the monitoring login cannot read replica status (grant SLAVE MONITOR on MariaDB 10.5+, REPLICATION CLIENT on MySQL); no Seconds_Behind_Master cross-check');
+    return { conn, flavor, statusSql };
   }
 
   private dropClient(name: string): void {

@@ -45,6 +45,9 @@ export class PgTopologyMonitor {
   update(config: ClusterConfig): void {
     this.config = config;
     for (const name of [...this.clients.keys()]) if (!config.nodes.some((n) => n.name === name)) this.dropClient(name);
+    // Weights, node set and budgets are config, not probe results: publish them now, so a
+    // reload is in effect when it answers (waiting for the next round cost up to a second each).
+    this.publish();
   }
 
   setDrained(node: string, drained: boolean): void {

@@ -35,6 +35,8 @@ export interface ProxyOptions {
   readOnlyListener?: boolean;
   /** How clients log in to the proxy (users[].auth). */
   userAuth?: 'scram-sha-256' | 'md5';
+  /** health.interval (default 100ms). */
+  healthInterval?: string;
   /** More users after the first (the first is the one the topology monitor logs in with). */
   moreUsers?: { user: string; password: string }[];
 }
@@ -77,7 +79,7 @@ ${nodes}
     users:
       - { name: ${opts.user.user}, password: "${opts.user.password}"${opts.userAuth ? `, auth: ${opts.userAuth}` : ''} }${(opts.moreUsers ?? []).map((u) => `\n      - { name: ${u.user}, password: "${u.password}" }`).join('')}
     health:
-      interval: 100ms
+      interval: ${opts.healthInterval ?? '100ms'}
       timeout: 1s
 ${opts.clusterYaml ?? ''}
 `;

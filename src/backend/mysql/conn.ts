@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { ErrorCodes, SwitchyardError } from '../../errors.js';
 import {
-  Cap, Com, EOF_HEADER, MysqlResponseScanner, OK_HEADER, framePacket, isEof, parseEof, parseOk,
+  Cap, Com, EOF_HEADER, MysqlResponseScanner, OK_HEADER, Status, framePacket, isEof, parseEof, parseOk,
   type MysqlPacket, type MysqlPacketReader, type ResponseKind,
 } from '../../protocol/mysql/index.js';
 import type { MysqlBackendSocket } from './connect.js';
@@ -39,8 +39,6 @@ export interface BackendStatement {
   id: number;
   params: number;
   columns: number;
-  /** Parameter types were sent in an execute on this connection (later executes may omit them). */
-  typesSent: boolean;
 }
 
 let nextId = 1;
@@ -137,6 +135,22 @@ export class MysqlBackendConn {
     p[0] = Com.STMT_CLOSE;
     p.writeUInt32LE(id >>> 0, 1);
     this.write(framePacket(p, 0).bytes);
+  }
+
+  /**
+   * Ends what a client left open: ROLLBACK, then autocommit back on (both
+   * pipelined). True when the server then reports no transaction and autocommit on.
+   */
+  async rollbackAndAutocommit(): Promise<boolean> {
+    try {
+      const [a, b] = await Promise.all([
+        this.command(Buffer.from('\x03ROLLBACK', 'latin1')),
+        this.command(Buffer.from('\x03SET autocommit=1', 'latin1')),
+      ]);
+      return !a.error && !b.error && (this.status & Status.IN_TRANS) === 0 && (this.status & Status.AUTOCOMMIT) !== 0;
+    } catch {
+      return false;
+    }
   }
 
   pause(): void {

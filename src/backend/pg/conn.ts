@@ -32,6 +32,10 @@ export class PgBackendConn {
   txStatus: 'I' | 'T' | 'E' = 'I';
   broken = false;
   owner: PgBackendOwner | null = null;
+  /** Something was written and its ReadyForQuery has not come back yet. */
+  awaitingReady = false;
+  /** performance.now() of the last byte written or received: how long the server has been silent. */
+  lastIoAt = performance.now();
   /** Set by the pool that created it; called when the connection dies while idle. */
   onIdleClose: ((conn: PgBackendConn) => void) | null = null;
   private readonly scanner: PgStreamScanner;
@@ -57,6 +61,11 @@ export class PgBackendConn {
       this.lastError = e.message;
     });
     socket.on('close', () => this.onClose());
+    // The server never half-closes a healthy connection: after its FIN (a crash, a kill)
+    // the socket may linger until 'close', and must not be lent meanwhile.
+    socket.on('end', () => {
+      this.broken = true;
+    });
   }
 
   /** Attach a borrower; returns false when the connection is already unusable. */
@@ -71,6 +80,8 @@ export class PgBackendConn {
   }
 
   write(data: Buffer): boolean {
+    this.awaitingReady = true;
+    this.lastIoAt = performance.now();
     return this.socket.write(data);
   }
 
@@ -101,13 +112,17 @@ export class PgBackendConn {
   }
 
   private onData(chunk: Buffer): void {
+    this.lastIoAt = performance.now();
     this.owner?.onBackendData(this, chunk);
     this.scanner.feed(chunk);
   }
 
   private onFrame(type: number, payload: Buffer | null): void {
     if (payload) {
-      if (type === T_READY) this.txStatus = parseReadyForQuery(payload);
+      if (type === T_READY) {
+        this.txStatus = parseReadyForQuery(payload);
+        this.awaitingReady = false;
+      }
       else if (type === T_PARAM) {
         const p = parseParameterStatus(payload);
         this.serverParams.set(p.name, p.value);

@@ -6,7 +6,7 @@ import type { Pool } from '../../pool/pool.js';
 import type { Classification, SessionEffect } from '../../sql/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { PgClusterRuntime, StartupParams } from '../../runtime/pg-cluster.js';
-import { decideRoute } from './route.js';
+import { decideRoute, routeNow, type RoutedTo } from './route.js';
 import { causalOf } from '../causal.js';
 import { replicaEligibility } from '../../routing/eligibility.js';
 import { ResponseFilter } from './response-filter.js';
@@ -81,6 +81,8 @@ export class PgSession implements PgBackendOwner {
   /** Query/Sync/FunctionCall messages forwarded and not yet answered by ReadyForQuery. */
   private pendingSyncs = 0;
   private copyIn = false;
+  /** COPY data waits for the server's socket to drain (see blockCopyUntilDrained). */
+  private copyBlocked = false;
   private pinned = false;
   private acquiring = false;
   /** After a failed routing of an extended batch: drop messages until its Sync. */
@@ -179,15 +181,16 @@ export class PgSession implements PgBackendOwner {
     const backend = this.backend;
     if (backend) backend.socket.cork();
     try {
-      while (this.queue.length > 0 && !this.acquiring && !this.closed) {
+      while (this.queue.length > 0 && !this.acquiring && !this.closed && !this.copyBlocked) {
         const frame = this.queue[0]!;
         const type = frame.type;
         if (type === X) return this.terminate();
         if (type === COPY_DATA || type === COPY_DONE || type === COPY_FAIL) {
           // COPY data flows only into a COPY in progress; otherwise it is ignored, as PostgreSQL does.
-          if (this.copyIn && this.backend) this.backend.write(frame.raw);
+          const conn = this.copyIn ? this.backend : null;
           if (type !== COPY_DATA) this.copyIn = false;
           this.shift();
+          if (conn && !conn.write(frame.raw)) this.blockCopyUntilDrained(conn);
           continue;
         }
         if (this.discardUntilSync) {
@@ -215,8 +218,8 @@ export class PgSession implements PgBackendOwner {
           }
           const classification = classifySegment(this, segment, this.runtime.classifier, segment.length === this.queue.length && !endsSegment(segment[segment.length - 1]!.type));
           if (!this.backend) {
-            this.startBatch(segment, classification);
-            return; // resumes from the acquire callback
+            if (this.startBatch(segment, classification)) continue; // failed at once: next batch
+            return; // forwarded (and pumped) synchronously, or resumes from the acquire callback
           }
           this.openBatch(classification);
           this.runtime.counters.decision(classification.class, this.pinned ? 'pinned' : 'transaction');
@@ -250,7 +253,24 @@ export class PgSession implements PgBackendOwner {
   private shift(): void {
     const f = this.queue.shift()!;
     this.queuedBytes -= f.raw.length;
-    if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.socket.isPaused()) this.socket.resume();
+    if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && !this.copyBlocked && this.socket.isPaused()) this.socket.resume();
+  }
+
+  /**
+   * COPY FROM STDIN backpressure: the server reads slower than the client sends.
+   * Stop forwarding and stop reading the client (at most MAX_QUEUED_BYTES stay
+   * queued) until the server's socket drains; without this a fast client pushed
+   * 200 MB into the proxy's memory in 3 s.
+   */
+  private blockCopyUntilDrained(conn: PgBackendConn): void {
+    this.copyBlocked = true;
+    this.socket.pause();
+    conn.socket.once('drain', () => {
+      if (!this.copyBlocked || this.backend !== conn) return;
+      this.copyBlocked = false;
+      if (this.queuedBytes <= MAX_QUEUED_BYTES / 2) this.socket.resume();
+      this.pump();
+    });
   }
 
   /** Translates one client message for the held connection and sends it. */
@@ -289,43 +309,59 @@ export class PgSession implements PgBackendOwner {
     this.runtime.pinnedSessions++;
   }
 
-  /** 1. route the batch, 2. borrow a connection, 3. bring it to the session's state, 4. resume pumping. */
-  private startBatch(segment: PgFrame[], classification: Classification): void {
+  /**
+   * 1. route the batch, 2. borrow a connection, 3. bring it to the session's state,
+   * 4. forward the batch. When the route is known now and an idle connection is at
+   * hand (the common case) this all happens synchronously, with no promise: at
+   * 1 client that path is what every pgbench -S transaction takes. Returns true
+   * when the batch was failed synchronously, so the caller's loop goes on with the
+   * next one (no recursion, however long a pipeline of failing statements is).
+   */
+  private startBatch(segment: PgFrame[], classification: Classification): boolean {
     const head = segment[0]!;
-    const isSimple = head.type === Q || head.type === F;
+    const routing = { avoidReplica: this.avoidReplica, causal: causalOf(this) };
+    let now: RoutedTo | 'wait';
+    try {
+      now = routeNow(this.runtime, classification, this.id.listener, routing);
+    } catch (err) {
+      this.failBatch(err, head);
+      return true;
+    }
+    if (now !== 'wait') {
+      const slot = this.takeHeld(now) ?? this.tryBorrow(now.node);
+      if (slot) {
+        this.runtime.counters.decision(classification.class, now.reason);
+        try {
+          this.runOn(now, slot.conn, slot.pool, segment, classification);
+        } catch (err) {
+          this.failBatch(err, head);
+          return true;
+        }
+        return false;
+      }
+    }
     this.acquiring = true;
-    decideRoute(this.runtime, classification, this.id.listener, { avoidReplica: this.avoidReplica, causal: causalOf(this) })
-      .then(async (decision) => {
+    (now === 'wait' ? decideRoute(this.runtime, classification, this.id.listener, routing) : Promise.resolve(now))
+      .then(async (first) => {
+        let decision = first;
+        let slot: { conn: PgBackendConn; pool: Pool<PgBackendConn> };
+        try {
+          slot = this.takeHeld(decision) ?? (await this.borrow(decision.node));
+        } catch (err) {
+          // Nothing was sent yet and the failed connect has already marked the node down
+          // (runtime.reportFailure): route once more, away from that node.
+          if (this.closed || !isSwitchyardError(err) || err.code !== ErrorCodes.BACKEND_CONNECT_FAILED) throw err;
+          decision = await decideRoute(this.runtime, classification, this.id.listener, { ...routing, avoidReplica: decision.target === 'replica' ? decision.node : this.avoidReplica });
+          if (decision.node === first.node) throw err;
+          this.log.info({ node: first.node, to: decision.node }, 'connect failed before anything was sent: routed again');
+          slot = this.takeHeld(decision) ?? (await this.borrow(decision.node));
+        }
         this.runtime.counters.decision(classification.class, decision.reason);
-        const { conn, pool } = this.takeHeld(decision) ?? (await this.borrow(decision.node));
         if (this.closed) {
-          pool.release(conn);
+          slot.pool.release(slot.conn);
           return;
         }
-        if (!conn.attach(this)) {
-          pool.discard(conn);
-          throw new SwitchyardError(ErrorCodes.BACKEND_GONE, `connection to node ${decision.node} was lost`);
-        }
-        this.backend = conn;
-        this.backendPool = pool;
-        this.backendRoute = decision.target;
-        this.translator = new BatchTranslator(this, conn, this.filter, this.runtime.preparedCacheSize, this.runtime.classifier);
-        this.runtime.counters.query(conn.node, decision.target);
-        // A complete autocommit read may run again elsewhere if this connection dies unanswered.
-        const complete = isSimple || segment[segment.length - 1]!.type === S;
-        this.retry = classification.class === 'read' && complete && this.txStatus === 'I' && !this.retried ? { frames: segment, node: conn.node, answered: false } : null;
-        this.acquiring = false;
-        // One corked write for the replayed settings and the whole batch: a write per
-        // message cost 2 syscalls per pgbench -M extended transaction instead of 1.
-        conn.socket.cork();
-        try {
-          this.syncSettings(conn);
-          this.openBatch(classification);
-          if (this.queue[0] === head) this.forward(head);
-          this.pump();
-        } finally {
-          conn.socket.uncork();
-        }
+        this.runOn(decision, slot.conn, slot.pool, segment, classification);
       })
       .catch((err) => {
         this.acquiring = false;
@@ -333,6 +369,36 @@ export class PgSession implements PgBackendOwner {
         this.failBatch(err, head);
         this.pump();
       });
+    return false;
+  }
+
+  /** Steps 3 and 4 of startBatch on the borrowed connection. */
+  private runOn(decision: RoutedTo, conn: PgBackendConn, pool: Pool<PgBackendConn>, segment: PgFrame[], classification: Classification): void {
+    const head = segment[0]!;
+    if (!conn.attach(this)) {
+      pool.discard(conn);
+      throw new SwitchyardError(ErrorCodes.BACKEND_GONE, `connection to node ${decision.node} was lost`);
+    }
+    this.backend = conn;
+    this.backendPool = pool;
+    this.backendRoute = decision.target;
+    this.translator = new BatchTranslator(this, conn, this.filter, this.runtime.preparedCacheSize, this.runtime.classifier);
+    this.runtime.counters.query(conn.node, decision.target);
+    // A complete autocommit read may run again elsewhere if this connection dies unanswered.
+    const complete = head.type === Q || head.type === F || segment[segment.length - 1]!.type === S;
+    this.retry = classification.class === 'read' && complete && this.txStatus === 'I' && !this.retried ? { frames: segment, node: conn.node, answered: false } : null;
+    this.acquiring = false;
+    // One corked write for the replayed settings and the whole batch: a write per
+    // message cost 2 syscalls per pgbench -M extended transaction instead of 1.
+    conn.socket.cork();
+    try {
+      this.syncSettings(conn);
+      this.openBatch(classification);
+      if (this.queue[0] === head) this.forward(head);
+      this.pump();
+    } finally {
+      conn.socket.uncork();
+    }
   }
 
   /** Answers a batch that cannot run with one error, as PostgreSQL would answer a failing one. */
@@ -344,6 +410,12 @@ export class PgSession implements PgBackendOwner {
     } else {
       this.discardUntilSync = true;
     }
+  }
+
+  /** borrow's synchronous case: an idle connection now, or null. */
+  private tryBorrow(node: string): { conn: PgBackendConn; pool: Pool<PgBackendConn> } | null {
+    const settingsKey = this.settings.key;
+    return this.runtime.tryAcquire(node, this.id.user, this.id.database, this.id.params, (c) => connState(c).settingsKey === settingsKey) ?? null;
   }
 
   /** A pooled connection to `node`, preferring one whose settings already match the session's. */
@@ -465,6 +537,10 @@ export class PgSession implements PgBackendOwner {
     const outstanding = this.pendingSyncs;
     this.pendingSyncs = 0;
     this.copyIn = false;
+    if (this.copyBlocked) {
+      this.copyBlocked = false;
+      if (this.queuedBytes <= MAX_QUEUED_BYTES / 2) this.socket.resume();
+    }
     this.pendingEffects = [];
     const wasPinned = this.pinned;
     const txWasOpen = this.txStatus !== 'I';

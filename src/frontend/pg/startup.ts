@@ -69,7 +69,12 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
   const { runtime } = ctx;
   const log = ctx.log;
   let socket: net.Socket = raw;
-  let admitted = false;
+  // A connection slot of limits.max_client_connections is taken at accept, not at the
+  // StartupMessage: clients that send nothing or dribble bytes count until auth_timeout
+  // closes them. One refused here is told so (53300) once its StartupMessage arrives.
+  let holdsSlot = ctx.admit();
+  /** Counted in runtime.clientConnections (from the StartupMessage on). */
+  let counted = false;
   let done = false;
   let isTls = false;
   let reader = new PgFrameReader({ maxMessageSize: Math.min(runtime.limits.max_message_size, 1 << 20), startup: true });
@@ -92,8 +97,12 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
     if (done) return;
     done = true;
     cleanup();
-    if (admitted) {
+    if (holdsSlot) {
+      holdsSlot = false;
       ctx.release();
+    }
+    if (counted) {
+      counted = false;
       runtime.clientConnections--;
     }
   };
@@ -173,8 +182,7 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
         return;
       case 'cancel':
         runtime.cancel(packet.pid, packet.secret);
-        done = true;
-        cleanup();
+        onClose(); // the login ends here: give the slot back now
         socket.end();
         return;
       case 'unsupported':
@@ -186,8 +194,8 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
 
   const onStartup = (major: number, minor: number, all: Record<string, string>) => {
     if (major !== 3) throw new SwitchyardError(ErrorCodes.UNSUPPORTED, `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`);
-    if (!ctx.admit()) throw new SwitchyardError(ErrorCodes.TOO_MANY_CLIENTS, 'sorry, too many clients already');
-    admitted = true;
+    if (!holdsSlot) throw new SwitchyardError(ErrorCodes.TOO_MANY_CLIENTS, 'sorry, too many clients already');
+    counted = true;
     runtime.clientConnections++;
     if (runtime.config.tls?.mode === 'require' && !isTls) throw new SwitchyardError(ErrorCodes.TLS_REQUIRED, 'this server requires SSL connections (tls.mode: require)');
     const user = all['user'];

@@ -27,7 +27,7 @@ const EMPTY = Buffer.alloc(0);
  * After an error the reader is dead: the stream position is lost.
  */
 export class MysqlPacketReader {
-  private readonly maxMessageSize: number;
+  private maxMessageSize: number;
   private pending: Buffer[] = [];
   private pendingLen = 0;
   /** Bytes the pending packet needs at least before parsing is worth trying (avoids re-joining per chunk). */
@@ -36,6 +36,11 @@ export class MysqlPacketReader {
 
   constructor(opts: { maxMessageSize: number }) {
     this.maxMessageSize = opts.maxMessageSize;
+  }
+
+  /** Raises (or lowers) the size limit: a login is read with a small one, the command phase with limits.max_message_size. */
+  setMaxMessageSize(n: number): void {
+    this.maxMessageSize = n;
   }
 
   get buffered(): number {

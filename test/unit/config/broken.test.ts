@@ -43,6 +43,7 @@ const cases: BrokenCase[] = [
   { name: 'duplicate cluster name', text: valid + valid.replace('clusters:\n', '').replace('6432', '7432'), path: 'clusters[1].name', line: 10, message: /duplicate cluster name "main"/ },
   { name: 'min_idle > size', text: withPool('      size: 2\n      min_idle: 5\n'), path: 'clusters[0].pool.min_idle', line: 12, message: /min_idle \(5\) must not exceed pool\.size \(2\)/ },
   { name: 'pool.size 0', text: withPool('      size: 0\n'), path: 'clusters[0].pool.size', line: 11, message: /^must be >= 1$/ },
+  { name: 'zero pool.connect_timeout', text: withPool('      connect_timeout: 0s\n'), path: 'clusters[0].pool.connect_timeout', line: 11, message: /greater than 0/ },
   { name: 'zero lag budget', text: `${valid}    routing:\n      max_replica_lag: { time: 0s }\n`, path: 'clusters[0].routing.max_replica_lag.time', line: 11, message: /greater than 0/ },
   { name: 'zero health timeout', text: `${valid}    health: { timeout: 0ms }\n`, path: 'clusters[0].health.timeout', line: 10, message: /greater than 0/ },
   { name: 'fall 0', text: `${valid}    health:\n      fall: 0\n`, path: 'clusters[0].health.fall', line: 11, message: /^must be >= 1$/ },

@@ -29,7 +29,7 @@ describe('defaults', () => {
     expect(cluster.tls).toBeUndefined();
     expect(cluster.listen_read_only).toBeUndefined();
     expect(cluster.discovery).toBeUndefined();
-    expect(cluster.pool).toEqual({ mode: 'transaction', size: 20, min_idle: 0, acquire_timeout: 5000, idle_timeout: 60_000, prepared_statements: 256 });
+    expect(cluster.pool).toEqual({ mode: 'transaction', size: 20, min_idle: 0, acquire_timeout: 5000, idle_timeout: 60_000, prepared_statements: 256, connect_timeout: 5000 });
     expect(cluster.users.every((u) => u.auth === 'scram-sha-256')).toBe(true);
     expect(cluster.routing).toEqual({
       primary_reads: 0,

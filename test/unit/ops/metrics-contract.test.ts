@@ -49,4 +49,32 @@ describe('metrics', () => {
     expect(text2).toMatch(/switchyard_primary_count\{cluster="main"\} 2/);
     expect(text2).toMatch(/switchyard_max_client_connections 100/);
   });
+
+  it('export the hot-path counts (plain fields) with their values at scrape time; histogram buckets are cumulative', async () => {
+    const m = new Metrics({ clusters: () => [] }, { defaultMetrics: false });
+    const c = m.queryCounters('main');
+    expect(m.queryCounters('main')).toBe(c); // one set per cluster: counts survive a reload's new runtime
+    for (let i = 0; i < 3; i++) c.query('pg1', 'replica');
+    c.query('pg0', 'primary');
+    c.decision('read', 'classified');
+    c.decision('read', 'classified');
+    c.decision('write', 'classified');
+    c.error('SWITCHYARD_NO_PRIMARY');
+    for (const v of [0.0002, 0.003, 20]) c.durationReplica.observe(v);
+    const text = await m.registry.metrics();
+    expect(text).toMatch(/switchyard_queries_total\{cluster="main",node="pg1",route="replica"\} 3\n/);
+    expect(text).toMatch(/switchyard_queries_total\{cluster="main",node="pg0",route="primary"\} 1\n/);
+    expect(text).toMatch(/switchyard_routing_decisions_total\{cluster="main",class="read",reason="classified"\} 2\n/);
+    expect(text).toMatch(/switchyard_errors_total\{cluster="main",kind="SWITCHYARD_NO_PRIMARY"\} 1\n/);
+    expect(text).toMatch(/# TYPE switchyard_query_duration_seconds histogram/);
+    expect(text).toMatch(/switchyard_query_duration_seconds_bucket\{cluster="main",route="replica",le="0.0001"\} 0\n/);
+    expect(text).toMatch(/switchyard_query_duration_seconds_bucket\{cluster="main",route="replica",le="0.00025"\} 1\n/);
+    expect(text).toMatch(/switchyard_query_duration_seconds_bucket\{cluster="main",route="replica",le="0.005"\} 2\n/);
+    expect(text).toMatch(/switchyard_query_duration_seconds_bucket\{cluster="main",route="replica",le="10"\} 2\n/);
+    expect(text).toMatch(/switchyard_query_duration_seconds_bucket\{cluster="main",route="replica",le="\+Inf"\} 3\n/);
+    expect(text).toMatch(/switchyard_query_duration_seconds_count\{cluster="main",route="replica"\} 3\n/);
+    expect(text).toMatch(/switchyard_query_duration_seconds_sum\{cluster="main",route="replica"\} 20.0032/);
+    expect(c.nodeQueries('pg1')).toBe(3);
+    expect(c.reads).toBe(2);
+  });
 });

@@ -8,6 +8,7 @@ import {
   gtidTotal,
   gtidWatermark,
   parseMariaGtidPos,
+  parseMysqlGtidRequirement,
   parseMysqlGtidSet,
   type GtidPos,
   type GtidSample,
@@ -80,8 +81,40 @@ describe('parseMysqlGtidSet (end of the run from 1 per UUID)', () => {
     expect(parseMysqlGtidSet(text)).toEqual(pos(expected));
   });
 
+  it('formatGtidPos output parses back to the same position (a UUID at 0 is left out)', () => {
+    const seq = fc.bigInt({ min: 0n, max: 1n << 62n });
+    fc.assert(
+      fc.property(fc.record({ a: seq, b: seq }), ({ a, b }) => {
+        const p = new Map([
+          [U1, a],
+          [U2, b],
+        ]);
+        const back = parseMysqlGtidSet(formatGtidPos(p));
+        for (const [k, v] of p) expect(back.get(k) ?? 0n).toBe(v);
+      }),
+    );
+  });
+
   it.each([[`nope:1-2`], [`${U1}`], [`${U1}:0-3`], [`${U1}:5-3`], [`${U1}:tag:1-3`]])('refuses %j', (text) => {
     expect(() => parseMysqlGtidSet(text)).toThrow(/invalid GTID position/);
+  });
+});
+
+describe('parseMysqlGtidRequirement (what a replica must have applied)', () => {
+  it.each([
+    [`${U1}:57`, { [U1]: 57 }],
+    [`${U1}:1-100:102-150`, { [U1]: 150 }],
+    [`${U1}:3,${U2}:9-12`, { [U1]: 3, [U2]: 12 }],
+  ])('%j', (text, expected) => {
+    expect(parseMysqlGtidRequirement(text)).toEqual(pos(expected));
+  });
+  it('a commit uuid:N is covered only by a replica that applied 1..N', () => {
+    const need = parseMysqlGtidRequirement(`${U1}:57`);
+    expect(gtidCovers(parseMysqlGtidSet(`${U1}:1-57`), need)).toBe(true);
+    expect(gtidCovers(parseMysqlGtidSet(`${U1}:1-56`), need)).toBe(false);
+    expect(gtidCovers(parseMysqlGtidSet(`${U1}:1-40:42-60`), need)).toBe(false);
+    // parseMysqlGtidSet would read a lone `uuid:57` as "nothing from 1": never use it for a requirement.
+    expect(parseMysqlGtidSet(`${U1}:57`).get(U1)).toBe(0n);
   });
 });
 

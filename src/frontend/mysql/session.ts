@@ -1,0 +1,510 @@
+import type net from 'node:net';
+import { ErrorCodes, SwitchyardError, isSwitchyardError } from '../../errors.js';
+import {
+  Com, Status, buildEof, buildErr, buildOk, framePacket, type MysqlPacket, type MysqlPacketReader, type ResponseKind,
+} from '../../protocol/mysql/index.js';
+import type { MysqlBackendConn, MysqlResponseSink, ResponseEnd } from '../../backend/mysql/conn.js';
+import type { Pool } from '../../pool/pool.js';
+import type { Classification } from '../../sql/index.js';
+import type { Logger } from '../../observability/logger.js';
+import type { MysqlClusterRuntime, MysqlKillable, MysqlPoolKey } from '../../runtime/mysql-cluster.js';
+import { decideRoute } from '../pg/route.js';
+import { causalOf } from '../causal.js';
+import { MysqlSessionState, dependsOnPrevious, mysqlEffectVerdict, stateKey } from './session-state.js';
+import { MysqlServerError, errPayload } from './errors.js';
+import { ClientSink } from './sink.js';
+import { PreparedStatements } from './prepared.js';
+import { changeUser } from './change-user.js';
+import { killCommand, killOnNode } from './kill.js';
+
+export interface MysqlIdentity {
+  connectionId: number;
+  user: string;
+  database: string | null;
+  key: MysqlPoolKey;
+  clientCaps: number;
+  nonce: Buffer;
+  listener: 'rw' | 'ro';
+  address: string;
+}
+
+export interface Held {
+  conn: MysqlBackendConn;
+  pool: Pool<MysqlBackendConn>;
+  target: 'primary' | 'replica';
+}
+
+/** Texts above this are not classified: routed to the primary (bulk loads, huge INSERTs). */
+const MAX_CLASSIFIED = 1 << 20;
+/** Queued client packets above which the client socket is paused. */
+const MAX_QUEUED = 256;
+
+const UNSURE: Classification = { class: 'write', reason: 'unknown', statements: 1, hints: {} };
+const READ: Classification = { class: 'read', reason: 'read', statements: 1, hints: {} };
+const KILL = /^\s*kill\s+(?:(query|connection)\s+)?(\d{1,10})\s*;?\s*$/i;
+
+/**
+ * The command phase of one MySQL client connection. Commands run one at a
+ * time (the protocol is request/response): each is routed, runs on a borrowed
+ * backend connection brought to the session's state first, and its answer is
+ * forwarded as raw bytes. The connection is kept between commands while the
+ * server status says a transaction is open or autocommit is off, while the
+ * session is pinned (user variables, temporary tables, locks), and after a
+ * write or warnings until the next command (LAST_INSERT_ID(), ROW_COUNT(),
+ * SHOW WARNINGS read what the previous statement left); otherwise it goes back.
+ */
+export class MysqlSession implements MysqlKillable {
+  private readonly queue: MysqlPacket[] = [];
+  private busy = false;
+  private closed = false;
+  held: Held | null = null;
+  private pinned = false;
+  /** Held only for a statement that reads what the last one left (see class comment). */
+  private lingering = false;
+  /** SET TRANSACTION applies to the next transaction of this connection: the next command must run here. */
+  private mustUseHeld = false;
+  /** A server-side cursor is open on the held connection (COM_STMT_FETCH follows). */
+  private cursorOpen = false;
+  /** LOCAL INFILE in progress: client packets go to this connection until the empty one. */
+  private infile: MysqlBackendConn | null = null;
+  /** The connection running a client command now (KILL QUERY stops it). */
+  running: MysqlBackendConn | null = null;
+  paused: MysqlBackendConn | null = null;
+  private intercept: ((p: MysqlPacket) => void) | null = null;
+  readonly state: MysqlSessionState;
+  private readonly prepared: PreparedStatements;
+  /** pool.mode: session: connections kept for the whole session, by route. */
+  private readonly kept = new Map<'primary' | 'replica', Held>();
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly runtime: MysqlClusterRuntime,
+    private readonly reader: MysqlPacketReader,
+    readonly id: MysqlIdentity,
+    readonly log: Logger,
+  ) {
+    this.state = new MysqlSessionState(id.database);
+    this.prepared = new PreparedStatements(this);
+    runtime.attach(id.connectionId, this);
+    socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    socket.on('drain', () => {
+      const conn = this.paused;
+      this.paused = null;
+      conn?.resume();
+    });
+    socket.on('close', () => this.onClientClosed());
+    socket.on('error', (e) => this.log.debug({ err: e.message }, 'client socket error'));
+  }
+
+  // ---- client side -------------------------------------------------------
+
+  private onClientData(chunk: Buffer): void {
+    if (this.closed) return;
+    let packets: MysqlPacket[];
+    try {
+      packets = this.reader.push(chunk);
+    } catch (e) {
+      return this.fatal(e, 0);
+    }
+    for (const p of packets) {
+      if (this.intercept) {
+        // A command in progress reads its next packet itself (COM_CHANGE_USER's auth switch answer).
+        const take = this.intercept;
+        this.intercept = null;
+        take(p);
+        continue;
+      }
+      if (this.infile) {
+        // LOCAL INFILE data streams straight through; the empty packet ends the file.
+        this.infile.write(p.raw);
+        if (p.payload.length === 0) this.infile = null;
+        continue;
+      }
+      this.queue.push(p);
+    }
+    if (this.queue.length > MAX_QUEUED) this.socket.pause();
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.busy || this.closed || this.queue.length === 0) return;
+    const p = this.queue.shift()!;
+    if (this.queue.length <= MAX_QUEUED / 2 && this.socket.isPaused()) this.socket.resume();
+    this.busy = true;
+    const seq = (p.lastSeq + 1) & 0xff;
+    const sink = new ClientSink(this);
+    this.handle(p, seq, sink)
+      .catch((e: unknown) => {
+        if (this.closed) return;
+        // An answer already partly forwarded cannot be ended cleanly: close, as a dying server would.
+        if (sink.forwarded) return this.fatal(e, sink.nextSeq);
+        this.sendError(e, seq);
+      })
+      .finally(() => {
+        this.busy = false;
+        this.pump();
+      });
+  }
+
+  private async handle(p: MysqlPacket, seq: number, sink: ClientSink): Promise<void> {
+    const payload = p.payload;
+    const cmd = payload.length > 0 ? payload[0]! : -1;
+    switch (cmd) {
+      case Com.QUIT:
+        return this.quit();
+      case Com.PING:
+        return this.reply(buildOk({ status: this.status() }), seq);
+      case Com.QUERY:
+        return this.query(p, seq, sink);
+      case Com.INIT_DB:
+        return this.initDb(p, sink);
+      case Com.FIELD_LIST:
+        return this.passThrough(p, 'field_list', sink);
+      case Com.STATISTICS:
+        return this.passThrough(p, 'single', sink);
+      case Com.SET_OPTION:
+        // Answered here: every backend connection of this client already has its MULTI_STATEMENTS flag.
+        return this.reply(buildEof({ warnings: 0, status: this.status() }), seq);
+      case Com.PROCESS_KILL:
+        if (payload.length < 5) throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, 'COM_PROCESS_KILL without an id');
+        return killCommand(this, payload.readUInt32LE(1), false, seq);
+      case Com.CHANGE_USER:
+        return changeUser(this, p, seq);
+      case Com.RESET_CONNECTION:
+        this.resetSession();
+        return this.reply(buildOk({ status: this.status() }), seq);
+      case Com.STMT_PREPARE:
+        return this.prepared.prepare(p, seq, sink);
+      case Com.STMT_EXECUTE:
+        return this.prepared.execute(p, seq, sink);
+      case Com.STMT_SEND_LONG_DATA:
+        return this.prepared.longData(payload);
+      case Com.STMT_CLOSE:
+        return this.prepared.close(payload);
+      case Com.STMT_RESET:
+        return this.prepared.reset(p, seq, sink);
+      case Com.STMT_FETCH:
+        return this.prepared.fetch(p, seq, sink);
+      default:
+        return this.reply(buildErr({ errno: 1047, sqlState: '08S01', message: `Unknown command 0x${(cmd & 0xff).toString(16)}` }), seq);
+    }
+  }
+
+  /** COM_QUERY: classify, route, forward, then settle the session's state from the answer. */
+  private async query(p: MysqlPacket, seq: number, sink: ClientSink): Promise<void> {
+    const text = p.payload.length <= MAX_CLASSIFIED ? p.payload.toString('utf8', 1) : null;
+    const kill = text !== null ? KILL.exec(text) : null;
+    if (kill) return killCommand(this, Number(kill[2]), kill[1]?.toLowerCase() === 'query', seq);
+    const c = text !== null ? this.runtime.classifier.classify(text) : UNSURE;
+    const verdict = mysqlEffectVerdict(c);
+    const h = await this.connFor(c, verdict === 'pin', dependsOnPrevious(c, text));
+    const end = await this.run(h, p.raw, 'result', sink);
+    if (!end.error) {
+      if (verdict === 'record') {
+        this.state.apply(c.session, text);
+        this.state.copyTo(h.conn);
+      }
+      if (c.transaction?.op === 'set_transaction') this.mustUseHeld = true;
+    } else if (verdict === 'record') {
+      // Part of a multi-statement text may have run: what it left on the connection is unknown.
+      h.conn.dirty = true;
+    }
+    if (verdict === 'pin') this.pin();
+    this.settle(h, c, end);
+  }
+
+  private async initDb(p: MysqlPacket, sink: ClientSink): Promise<void> {
+    const db = p.payload.toString('utf8', 1);
+    const h = await this.connFor(READ, false, false);
+    const end = await this.run(h, p.raw, 'result', sink);
+    if (!end.error) {
+      this.state.db = db;
+      h.conn.db = db;
+    }
+    this.settle(h, READ, end);
+  }
+
+  /** A command answered by any node (COM_FIELD_LIST, COM_STATISTICS). */
+  private async passThrough(p: MysqlPacket, kind: ResponseKind, sink: ClientSink): Promise<void> {
+    const h = await this.connFor(READ, false, false);
+    const end = await this.run(h, p.raw, kind, sink);
+    this.settle(h, READ, end);
+  }
+
+  // ---- routing and connections --------------------------------------------
+
+  /** The held connection must stay: open transaction, autocommit off, pinned, cursor open. */
+  private mustKeep(): boolean {
+    if (!this.held) return false;
+    const st = this.held.conn.status;
+    return this.pinned || this.cursorOpen || (st & Status.IN_TRANS) !== 0 || (st & Status.AUTOCOMMIT) === 0;
+  }
+
+  /** Status flags for answers made here: the held connection's, or none open. */
+  status(): number {
+    return this.held ? this.held.conn.status & (Status.IN_TRANS | Status.AUTOCOMMIT | Status.IN_TRANS_READONLY) : Status.AUTOCOMMIT;
+  }
+
+  /**
+   * The connection a statement runs on: 1. the held one while it must stay (or
+   * the statement reads what the last one left); 2. otherwise a routing
+   * decision (a statement that will pin goes to the primary), reusing a held
+   * connection on the chosen node; 3. else a borrowed one, brought to the
+   * session's database and settings.
+   */
+  async connFor(c: Classification, pin: boolean, dependent: boolean): Promise<Held> {
+    const held = this.held;
+    if (held && (this.mustKeep() || (this.lingering && (dependent || this.mustUseHeld)))) {
+      this.mustUseHeld = false;
+      this.lingering = false;
+      this.runtime.counters.decision(c.class, this.pinned ? 'pinned' : 'transaction');
+      this.runtime.counters.query(held.conn.node, held.target);
+      return held;
+    }
+    const routed = pin && c.class === 'read' ? { ...c, class: 'write' as const } : c;
+    const decision = await decideRoute(this.runtime, routed, this.id.listener, { causal: causalOf(this) });
+    this.runtime.counters.decision(c.class, decision.reason);
+    this.lingering = false;
+    if (this.held) {
+      if (this.held.conn.node === decision.node && !this.held.conn.broken) {
+        this.held.target = decision.target;
+        this.runtime.counters.query(decision.node, decision.target);
+        return this.held;
+      }
+      this.releaseHeld();
+    }
+    const h = await this.borrow(decision.node, decision.target);
+    if (this.closed) {
+      h.pool.release(h.conn);
+      throw new SwitchyardError(ErrorCodes.BACKEND_GONE, 'client closed');
+    }
+    try {
+      await this.syncState(h.conn);
+    } catch (e) {
+      h.conn.dirty = true;
+      this.giveBack(h);
+      throw e;
+    }
+    this.hold(h);
+    this.runtime.counters.query(decision.node, decision.target);
+    return h;
+  }
+
+  private async borrow(node: string, target: 'primary' | 'replica'): Promise<Held> {
+    const kept = this.kept.get(target);
+    if (kept) {
+      this.kept.delete(target);
+      if (kept.conn.node === node && !kept.conn.broken) return kept;
+      this.giveBack(kept);
+    }
+    const key = this.state.key;
+    const db = this.state.db;
+    const { conn, pool } = await this.runtime.acquire(node, this.id.key, (c) => c.db === db && stateKey(c) === key);
+    return { conn, pool, target };
+  }
+
+  /** Replays database and settings on a connection that differs (answers swallowed, one round trip). */
+  private async syncState(conn: MysqlBackendConn): Promise<void> {
+    const waits: Promise<ResponseEnd>[] = [];
+    const db = this.state.db;
+    if (db !== null && conn.db !== db) waits.push(conn.command(Buffer.concat([Buffer.from([Com.INIT_DB]), Buffer.from(db, 'utf8')])));
+    const replay = this.state.replayFor(conn, this.id.key.charset);
+    if (replay === undefined) throw new SwitchyardError(ErrorCodes.INTERNAL, 'cannot restore the character set of a pooled connection');
+    for (const sql of replay ?? []) waits.push(conn.command(Buffer.concat([Buffer.from([Com.QUERY]), Buffer.from(sql, 'utf8')])));
+    if (waits.length === 0) return;
+    const ends = await Promise.all(waits);
+    const failed = ends.find((e) => e.error);
+    if (failed) throw new MysqlServerError(failed.last);
+    this.state.copyTo(conn);
+  }
+
+  private hold(h: Held): void {
+    this.held = h;
+    h.conn.onLost = (conn, reason) => this.onHeldLost(conn, reason);
+  }
+
+  /** Runs one command on `h`, its answer forwarded through `sink`. */
+  async run(h: Held, bytes: Buffer, kind: ResponseKind, sink: MysqlResponseSink): Promise<ResponseEnd> {
+    this.running = h.conn;
+    const started = performance.now();
+    try {
+      return await h.conn.request(bytes, kind, sink);
+    } finally {
+      this.running = null;
+      (h.target === 'primary' ? this.runtime.counters.durationPrimary : this.runtime.counters.durationReplica).observe((performance.now() - started) / 1000);
+    }
+  }
+
+  /** After a command: keep the connection (transaction, pin, a write's aftermath) or give it back. */
+  settle(h: Held, c: Classification, end: ResponseEnd): void {
+    const st = h.conn.status;
+    if ((st & Status.IN_TRANS) === 0 && (st & Status.AUTOCOMMIT) !== 0) causalOf(this).settle();
+    if (this.mustKeep()) return;
+    const aftermath = (h.target === 'primary' && c.class === 'write') || end.warnings > 0 || this.mustUseHeld;
+    if (aftermath && !h.conn.dirty) {
+      this.lingering = true;
+      return;
+    }
+    this.releaseHeld();
+  }
+
+  /** Keep the session on its current primary connection for good. */
+  pin(): void {
+    if (this.pinned || !this.held) return;
+    if (this.held.target === 'replica' && this.id.listener === 'rw') return;
+    this.pinned = true;
+    this.runtime.pinnedSessions++;
+  }
+
+  setCursorOpen(open: boolean): void {
+    this.cursorOpen = open;
+  }
+
+  startInfile(conn: MysqlBackendConn): void {
+    this.infile = conn;
+  }
+
+  releaseHeld(): void {
+    const h = this.held;
+    this.held = null;
+    this.lingering = false;
+    this.mustUseHeld = false;
+    this.cursorOpen = false;
+    if (!h) return;
+    h.conn.onLost = null;
+    if (this.runtime.config.pool.mode === 'session' && !h.conn.dirty && !h.conn.broken) {
+      const other = this.kept.get(h.target);
+      if (other) this.giveBack(other);
+      this.kept.set(h.target, h);
+      return;
+    }
+    this.giveBack(h);
+  }
+
+  private giveBack(h: Held): void {
+    h.conn.onLost = null;
+    // Paused for a full client socket: never lend it out that way.
+    if (this.paused === h.conn) this.paused = null;
+    h.conn.resume();
+    if (h.conn.broken || h.conn.dirty || h.conn.busy) {
+      h.pool.discard(h.conn);
+      h.conn.destroy();
+    } else h.pool.release(h.conn);
+  }
+
+  /** The held connection died between commands. */
+  private onHeldLost(conn: MysqlBackendConn, reason: string): void {
+    if (this.held?.conn !== conn) return;
+    const keep = this.mustKeep();
+    this.held.pool.discard(conn);
+    this.held = null;
+    this.lingering = false;
+    if (this.running === conn) return; // the command's own error path answers the client
+    // A transaction or pinned state died with it: end the client's connection, as the server would have.
+    if (keep) this.fatal(new SwitchyardError(ErrorCodes.BACKEND_GONE, `connection to node ${conn.node} was lost with this session's state: ${reason}`), 0);
+  }
+
+  // ---- KILL, reset, quit ----------------------------------------------------
+  /** KILL QUERY of the statement this session runs now, on its node, by the backend thread id. */
+  async killQuery(): Promise<void> {
+    const conn = this.running;
+    if (conn) await killOnNode(this, conn, `KILL QUERY ${conn.threadId}`);
+  }
+
+  async killConnection(): Promise<void> {
+    const conn = this.running ?? this.held?.conn;
+    if (conn) await killOnNode(this, conn, `KILL ${conn.threadId}`).catch(() => undefined);
+    this.socket.destroy();
+    this.onClientClosed();
+  }
+
+  /** COM_RESET_CONNECTION: the session starts afresh (its database stays); a connection it held with state is dropped. */
+  resetSession(): void {
+    const h = this.held;
+    if (h && this.mustKeep()) {
+      this.held = null;
+      h.conn.onLost = null;
+      h.pool.discard(h.conn);
+      h.conn.destroy();
+    } else this.releaseHeld();
+    this.lingering = false;
+    this.mustUseHeld = false;
+    this.cursorOpen = false;
+    if (this.pinned) this.runtime.pinnedSessions--;
+    this.pinned = false;
+    this.state.reset();
+    this.prepared.clear();
+  }
+
+  /** The client's next packet, taken before the command queue sees it. */
+  nextClientPacket(): Promise<MysqlPacket> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve) => {
+      this.intercept = resolve;
+    });
+  }
+
+  quit(): void {
+    this.queue.length = 0;
+    this.socket.end();
+    this.onClientClosed();
+  }
+
+  reply(payload: Buffer, seq: number): void {
+    if (!this.closed) this.socket.write(framePacket(payload, seq).bytes);
+  }
+
+  sendError(err: unknown, seq: number): void {
+    const code = err instanceof MysqlServerError ? 'server' : isSwitchyardError(err) ? err.code : ErrorCodes.INTERNAL;
+    if (code === ErrorCodes.INTERNAL) this.log.error({ err }, 'internal error in session');
+    this.runtime.counters.error(code);
+    this.reply(errPayload(err), seq);
+  }
+
+  /** A protocol violation or a lost answer: an ERR where possible, then close. */
+  fatal(err: unknown, seq: number): void {
+    if (this.closed) return;
+    const code = isSwitchyardError(err) ? err.code : ErrorCodes.PROTOCOL_VIOLATION;
+    this.runtime.counters.error(code);
+    this.log.debug({ err: (err as Error)?.message }, 'mysql session ended');
+    if (this.socket.writable) this.socket.end(framePacket(errPayload(err), seq).bytes);
+    this.onClientClosed();
+  }
+
+  /**
+   * The client is gone. A connection it held must not go back dirty: one
+   * running a command, or pinned (temporary tables, locks, user variables), is
+   * destroyed; one with an open transaction or autocommit off is rolled back
+   * and reset first; otherwise it goes back as it is.
+   */
+  onClientClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.runtime.unregister(this.id.connectionId);
+    this.runtime.clientConnections--;
+    if (this.pinned) this.runtime.pinnedSessions--;
+    for (const k of this.kept.values()) this.giveBack(k);
+    this.kept.clear();
+    const h = this.held;
+    this.held = null;
+    if (!h) return;
+    h.conn.onLost = null;
+    if (h.conn.busy || this.pinned || this.cursorOpen || this.infile) {
+      h.pool.discard(h.conn);
+      h.conn.destroy();
+    } else if (this.mustKeepStatus(h.conn.status)) {
+      void h.conn.rollbackAndAutocommit().then((ok) => {
+        if (ok) h.pool.release(h.conn);
+        else {
+          h.pool.discard(h.conn);
+          h.conn.destroy();
+        }
+      });
+    } else this.giveBack(h);
+  }
+
+  private mustKeepStatus(st: number): boolean {
+    return (st & Status.IN_TRANS) !== 0 || (st & Status.AUTOCOMMIT) === 0;
+  }
+}

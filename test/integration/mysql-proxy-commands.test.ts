@@ -1,0 +1,154 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { MariaCluster } from '../support/mariadb-cluster.js';
+import type { RunningProxy } from '../support/proxy.js';
+import { connectMysql } from '../../src/backend/mysql/connect.js';
+import { Com, Status, framePacket } from '../../src/protocol/mysql/index.js';
+import { connectThrough, rawCommand, serverIds, startMysqlProxy } from './mysql-proxy-support.js';
+
+/**
+ * Commands beyond plain queries through the MySQL proxy, against MariaDB:
+ * KILL with proxy connection ids, packets of 16 MB and more in both directions.
+ */
+const info = inject('mariaCluster');
+const app = info.users.app;
+const cluster = MariaCluster.attach(info);
+let proxy: RunningProxy;
+let ids: Map<number, string>;
+
+beforeAll(async () => {
+  // Room for 20 MB rows and statements (new connections take the global value).
+  for (const n of info.nodes) await cluster.query(n.name, 'SET GLOBAL max_allowed_packet = 67108864');
+  await cluster.query('my0', 'DROP TABLE IF EXISTS app.big; CREATE TABLE app.big (id INT PRIMARY KEY, b LONGTEXT)');
+  await cluster.waitForReplication();
+  ids = await serverIds(info);
+  proxy = await startMysqlProxy(info, { clusterYaml: '    routing:\n      consistency: eventual\n' });
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+});
+
+/** Waits until some node runs a statement whose text starts with `prefix`; returns that node. */
+async function waitRunning(prefix: string): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    for (const n of info.nodes) {
+      const rows = await cluster.query(n.name, `SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '${prefix}%'`);
+      if (rows.length > 0) return n.name;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`no node runs ${prefix}`);
+}
+
+describe('KILL through the proxy', () => {
+  it('KILL QUERY <proxy id> stops a SELECT SLEEP(30) on its backend thread; the session goes on', async () => {
+    const victim = await connectThrough(proxy, app);
+    const killer = await connectThrough(proxy, app);
+    const started = Date.now();
+    const sleeping = victim.query<mysql.RowDataPacket[]>('SELECT SLEEP(30) AS s');
+    const node = await waitRunning('SELECT SLEEP(30)');
+    expect(['my1', 'my2']).toContain(node);
+    const killedAt = Date.now();
+    await killer.query(`KILL QUERY ${victim.threadId}`);
+    // MariaDB ends an interrupted SLEEP() with error 1317 (MySQL returns 1 from SLEEP() instead).
+    const outcome = await sleeping.then(
+      ([rows]) => `sleep returned ${rows[0]!.s}`,
+      (err: { errno: number }) => `error ${err.errno}`,
+    );
+    const ended = Date.now();
+    expect(['error 1317', 'sleep returned 1']).toContain(outcome);
+    console.log(`[mysql kill] SELECT SLEEP(30) on ${node} ended (${outcome}) ${ended - killedAt} ms after KILL QUERY was sent (${ended - started} ms after it started)`);
+    const [again] = await victim.query<mysql.RowDataPacket[]>('SELECT 7 AS seven');
+    expect(again[0]!.seven).toBe(7);
+    await victim.end();
+    await killer.end();
+  });
+
+  it('KILL <proxy id> ends the other session; an unknown id gets 1094', async () => {
+    const victim = await connectThrough(proxy, app);
+    const killer = await connectThrough(proxy, app);
+    await victim.query('SELECT 1');
+    await killer.query(`KILL ${victim.threadId}`);
+    await expect(victim.query('SELECT 1')).rejects.toThrow();
+    const e = await killer.query('KILL QUERY 4000000000').then(
+      () => null,
+      (err: { errno: number }) => err,
+    );
+    expect(e?.errno).toBe(1094);
+    await killer.end();
+    victim.destroy();
+  });
+});
+
+describe('packets of 16 MB and more', () => {
+  it('carries a 20 MB statement to the primary and a 20 MB row back from a replica, text and binary protocol', async () => {
+    const c = await connectThrough(proxy, app);
+    const value = randomBytes(10 * 1024 * 1024).toString('hex'); // 20 MB of text
+    const sha = createHash('sha1').update(value).digest('hex');
+    await c.query('INSERT INTO big (id, b) VALUES (1, ?)', [value]); // one 20 MB COM_QUERY: two packets
+    await c.execute('INSERT INTO big (id, b) VALUES (?, ?)', [2, value]); // a 20 MB COM_STMT_EXECUTE
+    await cluster.waitForReplication();
+    const [check] = await cluster.query<{ h: string }>('my0', 'SELECT GROUP_CONCAT(SHA1(b) ORDER BY id) AS h FROM app.big');
+    expect(check!.h).toBe(`${sha},${sha}`);
+    const [rows] = await c.query<mysql.RowDataPacket[]>('SELECT @@server_id AS sid, b FROM big WHERE id = 1');
+    expect(['my1', 'my2']).toContain(ids.get(Number(rows[0]!.sid)));
+    expect(rows[0]!.b.length).toBe(value.length);
+    expect(createHash('sha1').update(rows[0]!.b as string).digest('hex')).toBe(sha);
+    const [brows] = await c.execute<mysql.RowDataPacket[]>('SELECT b FROM big WHERE id = ?', [2]);
+    expect(createHash('sha1').update(brows[0]!.b as string).digest('hex')).toBe(sha);
+    await c.end();
+  });
+});
+
+describe('prepared statements on the wire (our codec as the client)', () => {
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(n);
+    return b;
+  };
+
+  it('COM_STMT_SEND_LONG_DATA reaches whichever node executes; a cursor pins and COM_STMT_FETCH pages through it', async () => {
+    const c = await connectMysql({ host: '127.0.0.1', port: proxy.port, user: app.user, password: app.password, database: 'app' });
+    try {
+      // 1. Long data: prepared on a replica, executed 6 times (alternating replicas), long data sent before each.
+      const prep = await rawCommand(c, Buffer.concat([Buffer.from([Com.STMT_PREPARE]), Buffer.from("SELECT CONCAT(?, '!', @@server_id) AS v")]), false, 'prepare');
+      const id = prep[0]!.readUInt32LE(1);
+      expect(prep[0]!.readUInt16LE(7)).toBe(1);
+      const nodes = new Set<string>();
+      for (let i = 0; i < 6; i++) {
+        for (const part of ['hel', `lo${i}`]) {
+          c.socket.write(framePacket(Buffer.concat([Buffer.from([Com.STMT_SEND_LONG_DATA]), u32(id), Buffer.from([0, 0]), Buffer.from(part)]), 0).bytes);
+        }
+        // flags 0, 1 iteration, NULL bitmap 0, new-params-bound 1, type VAR_STRING; the value came as long data.
+        const exec = Buffer.concat([Buffer.from([Com.STMT_EXECUTE]), u32(id), Buffer.from([0]), u32(1), Buffer.from([0, 1, 0xfd, 0])]);
+        const res = await rawCommand(c, exec, false, 'result');
+        // column count, column definition, EOF, one binary row, EOF.
+        expect(res.length).toBe(5);
+        const row = res[3]!.toString('latin1');
+        const m = /hello(\d)!(\d+)/.exec(row);
+        expect(m?.[1]).toBe(String(i));
+        nodes.add(ids.get(Number(m![2]))!);
+      }
+      expect(nodes).toEqual(new Set(['my1', 'my2']));
+
+      // 2. A read-only cursor: the execute answers with columns only, rows come by COM_STMT_FETCH on the same connection.
+      const prep2 = await rawCommand(c, Buffer.concat([Buffer.from([Com.STMT_PREPARE]), Buffer.from('SELECT seq FROM seq_1_to_10')]), false, 'prepare');
+      const id2 = prep2[0]!.readUInt32LE(1);
+      const opened = await rawCommand(c, Buffer.concat([Buffer.from([Com.STMT_EXECUTE]), u32(id2), Buffer.from([1]), u32(1)]), false, 'result');
+      const eof = opened[opened.length - 1]!;
+      expect(eof.readUInt16LE(3) & Status.CURSOR_EXISTS).toBeTruthy();
+      const first = await rawCommand(c, Buffer.concat([Buffer.from([Com.STMT_FETCH]), u32(id2), u32(4)]), false, 'rows');
+      expect(first.length).toBe(4 + 1);
+      const rest = await rawCommand(c, Buffer.concat([Buffer.from([Com.STMT_FETCH]), u32(id2), u32(100)]), false, 'rows');
+      expect(rest.length).toBe(6 + 1);
+      expect(rest[6]!.readUInt16LE(3) & Status.LAST_ROW_SENT).toBeTruthy();
+      // The session goes on normally.
+      const q = await rawCommand(c, Buffer.concat([Buffer.from([Com.QUERY]), Buffer.from('SELECT 1')]), false, 'result');
+      expect(q.length).toBe(5);
+    } finally {
+      c.socket.destroy();
+    }
+  });
+});
