@@ -4,15 +4,18 @@
  * machine runs: on a shared 2-core machine TPS moves by 30% between runs, an
  * instruction count by well under 1%.
  *
- *   tsx bench/instructions.ts [--tx 3000] [--modes simple,extended,prepared] [--name instructions]
+ *   tsx bench/instructions.ts [--tx 3000] [--modes simple,extended,prepared] [--name instructions] [--peer-only]
  *
  * For each pgbench mode:
  *   1. run the proxy (dist/cli.js, single-threaded V8) under cachegrind twice,
- *      once for a short and once for a long `pgbench -S -c 1 -t N` run;
- *   2. per transaction = (Ir(long) - Ir(short)) / (long - short): start-up,
- *      JIT warm-up and shutdown cancel out;
- *   3. print the functions whose count grew most per transaction between the two runs
- *      (V8 builtins, GC and libuv by name; JIT-compiled JavaScript shows as ???).
+ *      once for a short (N/3) and once for a long (N) `pgbench -S -c 1 -t` run;
+ *   2. per transaction = (Ir(long) - Ir(short)) / (long - short): start-up and most
+ *      JIT warm-up cancel out. Optimising compiles that land in one run only still
+ *      move the figure by up to about 10,000 instructions between runs: compare
+ *      runs of the same script, and repeat when a change is smaller than that;
+ *   3. print the functions whose count grew most per transaction (V8 builtins, GC
+ *      and libuv by name; JIT-compiled JavaScript shows as ???).
+ * PgBouncer is measured the same way after each mode (--peer-only: only PgBouncer).
  * Kernel work (the socket syscalls themselves) is not counted: see `syscalls` in the
  * output, counted with strace over a plain (not Valgrind) run of 5x as many transactions.
  */
@@ -30,12 +33,13 @@ const DIST = process.env.SWITCHYARD_DIST ?? join(ROOT, 'dist');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function args() {
-  const o = { tx: 3000, modes: ['simple', 'extended', 'prepared'], name: 'instructions' };
+  const o = { tx: 3000, modes: ['simple', 'extended', 'prepared'], name: 'instructions', peerOnly: false };
   const a = process.argv.slice(2);
   for (let i = 0; i < a.length; i++) {
     if (a[i] === '--tx') o.tx = Number(a[++i]);
     else if (a[i] === '--modes') o.modes = a[++i]!.split(',');
     else if (a[i] === '--name') o.name = a[++i]!;
+    else if (a[i] === '--peer-only') o.peerOnly = true;
   }
   return o;
 }
@@ -75,8 +79,8 @@ ${nodes.map((n) => `      - { name: ${n.name}, host: 127.0.0.1, port: ${n.port} 
     pool:
       size: 4
       idle_timeout: 10m
-    # Health checks run by the clock, and under Valgrind the long run lasts minutes longer than
-    # the short one: a slow interval keeps their work out of the per-transaction difference.
+    # Health checks run by the clock, and under Valgrind a run lasts minutes: a slow interval
+    # keeps their work (not per transaction) out of the count.
     health: { interval: 5s, timeout: 4s }
     routing:
       max_replica_lag: { bytes: 64MB, time: 5s }
@@ -154,6 +158,39 @@ async function measure(dir: string, nodes: { name: string; port: number }[], mod
   }
 }
 
+/**
+ * The same two-run difference for PgBouncer (transaction pooling, every query to the
+ * primary), the C pooler the issue compares CPU per transaction with.
+ */
+async function measurePgbouncer(dir: string, primaryPort: number, mode: string, tx: number): Promise<number | null> {
+  const bin = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((b) => spawnSync(b, ['--version']).status === 0);
+  if (!bin) return null;
+  // PgBouncer refuses to run as root: run it as postgres, in a directory it may write.
+  const ids = process.getuid?.() === 0 ? { uid: Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout), gid: Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout) } : {};
+  const totals: number[] = [];
+  for (const n of [Math.round(tx / 3), tx]) {
+    const pdir = join(dir, `pgbouncer-${mode}-${n}`);
+    mkdirSync(pdir, { recursive: true });
+    const port = await freePort();
+    writeFileSync(join(pdir, 'userlist.txt'), '"app" "app"\n');
+    writeFileSync(join(pdir, 'pgbouncer.ini'), `[databases]\napp = host=127.0.0.1 port=${primaryPort} dbname=app\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = ${join(pdir, 'userlist.txt')}\npool_mode = transaction\ndefault_pool_size = 4\nmax_prepared_statements = 100\n`);
+    if (ids.uid !== undefined) spawnSync('chown', ['-R', `${ids.uid}:${ids.gid}`, pdir]);
+    const out = join(pdir, 'cg.out');
+    const child = spawn('valgrind', ['--tool=cachegrind', '--cache-sim=no', `--cachegrind-out-file=${out}`, bin, join(pdir, 'pgbouncer.ini')], { stdio: 'ignore', ...ids });
+    for (let i = 0; i < 120; i++) {
+      const up = await new Promise<boolean>((res) => net.connect(port, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); res(true); }).once('error', () => res(false)));
+      if (up) break;
+      await sleep(250);
+    }
+    const r = spawnSync('pgbench', ['-h', '127.0.0.1', '-p', String(port), '-U', 'app', '-n', '-S', '-M', mode, '-c', '1', '-t', String(n), 'app'], { env: { ...process.env, PGPASSWORD: 'app' }, encoding: 'utf8', timeout: 1_800_000 });
+    child.kill('SIGTERM');
+    await new Promise((res) => child.on('exit', res));
+    if (r.status !== 0) return null;
+    totals.push(readCachegrind(out).total);
+  }
+  return (totals[1]! - totals[0]!) / (tx - Math.round(tx / 3));
+}
+
 async function main() {
   const o = args();
   const dir = mkdtempSync(join(tmpdir(), 'sy-instr-'));
@@ -167,6 +204,12 @@ async function main() {
     const nodes = pg.info.nodes.map((n) => ({ name: n.name, port: n.port }));
     const results = [];
     for (const mode of o.modes) {
+      if (o.peerOnly) {
+        const b = await measurePgbouncer(dir, pg.info.nodes[0]!.port, mode, o.tx);
+        console.log(`pgbench -S -M ${mode} -c 1 through PgBouncer: ${b === null ? 'not measured' : Math.round(b).toLocaleString('en')} instructions per transaction`);
+        results.push({ workload: `pgbench -S -M ${mode}`, clients: 1, transactions: o.tx, pgbouncer_instructions_per_tx: b === null ? null : Math.round(b) });
+        continue;
+      }
       const short = await measure(dir, nodes, mode, Math.round(o.tx / 3), false);
       const long = await measure(dir, nodes, mode, o.tx, false);
       const dTx = o.tx - Math.round(o.tx / 3);
@@ -175,10 +218,11 @@ async function main() {
       // Syscalls are counted on a plain (not Valgrind) run: Valgrind makes syscalls of its own.
       const traced = hasStrace ? await measure(dir, nodes, mode, o.tx * 5, true, false) : null;
       const syscallsPerTx = traced?.syscalls ? Object.fromEntries(Object.entries(traced.syscalls).filter(([, v]) => v / (o.tx * 5) >= 0.01).map(([k, v]) => [k, Math.round((v / (o.tx * 5)) * 100) / 100])) : null;
-      console.log(`pgbench -S -M ${mode} -c 1: ${Math.round(perTx).toLocaleString('en')} instructions per transaction (user space)`);
+      const bouncer = await measurePgbouncer(dir, pg.info.nodes[0]!.port, mode, o.tx);
+      console.log(`pgbench -S -M ${mode} -c 1: ${Math.round(perTx).toLocaleString('en')} instructions per transaction (user space); PgBouncer: ${bouncer === null ? 'not measured' : Math.round(bouncer).toLocaleString('en')}`);
       if (syscallsPerTx) console.log(`  syscalls per transaction: ${JSON.stringify(syscallsPerTx)}`);
       for (const t of top.slice(0, 20)) console.log(`  ${String(t.ir_per_tx).padStart(8)}  ${t.fn.slice(0, 150)}`);
-      results.push({ workload: `pgbench -S -M ${mode}`, clients: 1, transactions: o.tx, instructions_per_tx: Math.round(perTx), syscalls_per_tx: syscallsPerTx, top_functions_per_tx: top });
+      results.push({ workload: `pgbench -S -M ${mode}`, clients: 1, transactions: o.tx, instructions_per_tx: Math.round(perTx), pgbouncer_instructions_per_tx: bouncer === null ? null : Math.round(bouncer), syscalls_per_tx: syscallsPerTx, top_functions_per_tx: top });
     }
     mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
     const file = join(ROOT, 'bench', 'results', `${o.name}.json`);

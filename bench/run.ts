@@ -233,6 +233,8 @@ memory_cache_enabled = off
     out.push({ name: 'pgpool', port, user: 'trustuser', password: '', pid: c.pid!, stop: () => stopChild(c) });
   }
   if (want('switchyard')) out.push(await startSwitchyard(dir, 'postgres', [primary, ...replicas], 'app'));
+  // The --workers target: two worker processes behind one listener.
+  if (want('switchyard-w2')) out.push(await startSwitchyard(dir, 'postgres', [primary, ...replicas], 'app', 2));
   return out;
 }
 function postgresIds(): { uid?: number; gid?: number } {

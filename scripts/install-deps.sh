@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what switchyard's tests and demo need on a fresh Debian/Ubuntu machine:
-#   1. Debian's server packages (PostgreSQL 15 + contrib, MariaDB server + client, the
+#   1. Debian's server packages (PostgreSQL 15 + contrib, MariaDB server + client, Patroni + etcd, the
 #      Python drivers used by the driver tests), only when missing and only as root;
 #   2. stops any database service the package install started on the default ports
 #      (our tests start their own servers on random ports);
@@ -19,12 +19,17 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 # Debian's python3 (not a pyenv one on PATH) is the one the driver tests run.
 /usr/bin/python3 -c 'import psycopg2' >/dev/null 2>&1 || need_pkgs+=(python3-psycopg2)
 /usr/bin/python3 -c 'import pymysql' >/dev/null 2>&1 || need_pkgs+=(python3-pymysql)
+# sysbench (oltp_read_write / oltp_read_only) through the MySQL proxy.
+command -v sysbench >/dev/null 2>&1 || need_pkgs+=(sysbench)
 # pgjdbc for the JDBC driver tests (run as `java File.java`, which needs a JDK).
 [ -f /usr/share/java/postgresql.jar ] || need_pkgs+=(libpostgresql-jdbc-java)
 command -v javac >/dev/null 2>&1 || need_pkgs+=(default-jdk-headless)
 # Prometheus (and promtool) for the scrape and alert-rule tests; Chromium for the stats page test.
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+# Patroni and etcd for the Patroni discovery test (test/integration/topology-patroni.test.ts).
+command -v patroni >/dev/null 2>&1 || need_pkgs+=(patroni)
+command -v etcd >/dev/null 2>&1 || need_pkgs+=(etcd-server)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -39,7 +44,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
   # 2. In case a service started anyway (systemd-less images ignore policy-rc.d rarely).
-  (service postgresql stop || true; service mariadb stop || true; service prometheus stop || true) >/dev/null 2>&1
+  (service postgresql stop || true; service mariadb stop || true; service prometheus stop || true; service etcd stop || true; service patroni stop || true) >/dev/null 2>&1
 fi
 
 # 3. npm packages.

@@ -208,6 +208,8 @@ function semanticChecks(c: Parsed, ctx: z.RefinementCtx): void {
       if (!cl.tls.key) issue(at('tls', 'key'), `is required unless tls.mode is disable`);
     }
     if (cl.backend_tls.mode === 'verify-full' && !cl.backend_tls.ca) issue(at('backend_tls', 'ca'), 'is required with backend_tls.mode verify-full');
+    // Patroni manages PostgreSQL only; a MySQL monitor would silently ignore the key.
+    if (cl.discovery && cl.protocol !== 'postgres') issue(at('discovery', 'patroni'), 'Patroni discovery is for protocol: postgres clusters only');
   });
 }
 

@@ -28,9 +28,21 @@ export interface IdleHandle {
   stop(): void;
 }
 
-interface Entry {
-  watched: IdleWatched;
-  last: number;
+/** One watched session; it is its own handle (one object per session, no closures). */
+class Entry implements IdleHandle {
+  constructor(
+    private readonly sweeper: IdleSweeper,
+    readonly watched: IdleWatched,
+    public last: number,
+  ) {}
+
+  touch(): void {
+    this.last = this.sweeper.now();
+  }
+
+  stop(): void {
+    this.sweeper.remove(this);
+  }
 }
 
 /** Default sweep period: bounds how late (at most) an idle session is closed. */
@@ -51,20 +63,20 @@ export class IdleSweeper {
     return this.entries.size;
   }
 
+  /** The sweeper's clock (sessions stamp their activity with it). */
+  now(): number {
+    return this.clock();
+  }
+
   watch(watched: IdleWatched): IdleHandle {
-    const entry: Entry = { watched, last: this.clock() };
+    const entry = new Entry(this, watched, this.clock());
     this.entries.add(entry);
     if (this.autoStart && !this.timer) {
       this.timer = setInterval(() => this.sweep(), this.periodMs);
       // Idle sessions are no reason to keep the process alive at shutdown.
       this.timer.unref();
     }
-    return {
-      touch: () => {
-        entry.last = this.clock();
-      },
-      stop: () => this.remove(entry),
-    };
+    return entry;
   }
 
   /**
@@ -88,7 +100,8 @@ export class IdleSweeper {
     }
   }
 
-  private remove(entry: Entry): void {
+  /** Stops watching `entry` (Entry.stop, or expiry). */
+  remove(entry: Entry): void {
     this.entries.delete(entry);
     if (this.entries.size === 0 && this.timer) {
       clearInterval(this.timer);

@@ -23,6 +23,8 @@ export interface NodeStatus {
   eligible: boolean;
   ineligible_reason?: string;
   drained: boolean;
+  /** discovery.patroni: Patroni's member name, role, state and tags for this node. */
+  patroni?: { member: string | null; role: string | null; state: string | null; noloadbalance: boolean; nofailover: boolean };
   pool: { active: number; idle: number; waiting: number };
   /** Statements sent to this node since start (the stats page turns it into a rate). */
   queries?: number;
@@ -38,6 +40,8 @@ export interface ClusterStatus {
   read_retries?: number;
   primary: string | null;
   split_brain: boolean;
+  /** discovery.patroni: did the last GET /cluster succeed, and the leader it names. */
+  patroni?: { reachable: boolean; leader: string | null };
   max_replica_lag_bytes: number;
   max_replica_lag_seconds: number;
   /** Statements classified read / write since start (routing decisions). */

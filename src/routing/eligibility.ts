@@ -1,6 +1,6 @@
 import type { NodeState } from './topology.js';
 
-export type IneligibleReason = 'down' | 'drained' | 'not_replica' | 'lag_bytes' | 'lag_time' | 'lag_unknown' | 'zero_weight';
+export type IneligibleReason = 'down' | 'drained' | 'not_replica' | 'lag_bytes' | 'lag_time' | 'lag_unknown' | 'zero_weight' | 'noloadbalance';
 
 /** How far behind a replica may be and still serve reads. Infinity = no limit on that measure. */
 export interface LagBudget {
@@ -26,6 +26,8 @@ export function replicaEligibility(node: NodeState, budget: LagBudget): Eligibil
   if (!node.up) return { eligible: false, reason: 'down' };
   if (node.drained) return { eligible: false, reason: 'drained' };
   if (node.role !== 'replica') return { eligible: false, reason: 'not_replica' };
+  // Patroni's noloadbalance tag (discovery.patroni): never a read target.
+  if (node.patroni?.noloadbalance) return { eligible: false, reason: 'noloadbalance' };
   if (!(node.weight > 0)) return { eligible: false, reason: 'zero_weight' };
   const bytes = checkLag(node.lagBytes, budget.bytes);
   if (bytes === 'over') return { eligible: false, reason: 'lag_bytes' };

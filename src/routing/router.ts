@@ -96,7 +96,9 @@ export class Router {
       if (candidates.length === 0) return this.noReplica(input, 'causal');
     }
     // 3. primary_reads makes the primary one more reader (never on the read-only listener).
-    const primaryReads = input.listener === 'rw' && routing.primary_reads > 0 && snapshot.primary !== null && !snapshot.splitBrain;
+    // A primary tagged noloadbalance in Patroni is no weighted reader either (it still takes when_no_replica fallbacks).
+    const primaryReads =
+      input.listener === 'rw' && routing.primary_reads > 0 && snapshot.primary !== null && !snapshot.splitBrain && !snapshot.nodes.some((n) => n.name === snapshot.primary && n.patroni?.noloadbalance);
     const weighted: readonly { name: string; weight: number }[] = primaryReads ? [...candidates, { name: snapshot.primary!, weight: routing.primary_reads }] : candidates;
     // 4. Smooth weighted round-robin among them.
     const picked = this.balancer.pick(weighted);

@@ -26,6 +26,19 @@ export interface NodeState {
   readonly replayGtid?: string | null;
   /** MySQL/MariaDB replicas only: the server's own Seconds_Behind_Master (null when replication is stopped). */
   readonly secondsBehindSource?: number | null;
+  /** With `discovery.patroni`: what Patroni says of this node (src/topology/patroni.ts). */
+  readonly patroni?: PatroniNodeState;
+}
+
+/** Patroni's view of one configured node; member null when Patroni does not list it. */
+export interface PatroniNodeState {
+  readonly member: string | null;
+  readonly role: string | null;
+  readonly state: string | null;
+  /** Tag: never a read target. */
+  readonly noloadbalance: boolean;
+  /** Tag: Patroni never promotes it (shown only). */
+  readonly nofailover: boolean;
 }
 
 export interface TopologySnapshot {
@@ -40,6 +53,8 @@ export interface TopologySnapshot {
   readonly nodes: readonly NodeState[];
   readonly primary: string | null;
   readonly splitBrain: boolean;
+  /** With `discovery.patroni`: did the last fetch of /cluster succeed, and whom it names leader. */
+  readonly patroni?: { readonly reachable: boolean; readonly leader: string | null };
 }
 
 /**

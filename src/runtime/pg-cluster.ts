@@ -270,6 +270,7 @@ export class PgClusterRuntime {
       read_retries: this.readRetries,
       primary: snap.primary,
       split_brain: snap.splitBrain,
+      ...(snap.patroni ? { patroni: snap.patroni } : {}),
       max_replica_lag_bytes: budget.bytes,
       max_replica_lag_seconds: budget.timeMs / 1000,
       nodes: snap.nodes.map((n) => {
@@ -294,6 +295,7 @@ export class PgClusterRuntime {
           eligible: el?.eligible ?? false,
           ineligible_reason: el?.eligible ? undefined : el?.reason,
           drained: n.drained,
+          ...(n.patroni ? { patroni: n.patroni } : {}),
           pool,
         };
       }),

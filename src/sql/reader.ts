@@ -1,5 +1,7 @@
 import { KW, keywordOf, type KeywordId } from './keywords.js';
-import { charClass, codesOf, identifierName, Lexer, releaseCodes, Tok, wordEquals, type TokKind } from './tokenizer.js';
+import { codesOf, releaseCodes } from './codes.js';
+import { fastLane } from './fast-lane.js';
+import { identifierName, Lexer, Tok, wordEquals, type TokKind } from './tokenizer.js';
 import { isSessionLockFunction, type WriteFunctionSet } from './write-functions.js';
 import { dispatchStatement } from './statement.js';
 import type { Dialect, Reason, SessionEffect, StatementClass, TransactionInfo } from './types.js';
@@ -58,17 +60,17 @@ export class Reader {
   broken = false;
   /** Treat BEGIN ... END as a block whose `;` do not end the statement (routine bodies). */
   blocky = false;
-  private depth = 0;
+  /** @internal */ depth = 0;
   private block = 0;
-  private prevKind: TokKind = Tok.EOF;
-  private prevStart = 0;
-  private prevEnd = 0;
-  private prevHash = 0; // Lexer.hash of the previous token when it is a WORD
-  private prev1: KeywordId = KW.NONE;
-  private prev2: KeywordId = KW.NONE;
-  private prev3: KeywordId = KW.NONE;
+  /** @internal */ prevKind: TokKind = Tok.EOF;
+  /** @internal */ prevStart = 0;
+  /** @internal */ prevEnd = 0;
+  /** @internal */ prevHash = 0; // Lexer.hash of the previous token when it is a WORD
+  /** @internal */ prev1: KeywordId = KW.NONE;
+  /** @internal */ prev2: KeywordId = KW.NONE;
+  /** @internal */ prev3: KeywordId = KW.NONE;
   /** What the previous token left for this one to resolve: P_* bits (one test per token when 0). */
-  private pending = 0;
+  /** @internal */ pending = 0;
 
   constructor(
     src: string,
@@ -145,123 +147,8 @@ export class Reader {
       this.scan();
       // The fast lane reads the tokens that only move the token history; it stops
       // before anything else, or at a keyword that it leaves lexed.
-      if (!fast || this.pending !== 0 || !this.fastLane()) lx.next();
+      if (!fast || this.pending !== 0 || !fastLane(this)) lx.next();
     }
-  }
-
-  /**
-   * The fast lane of finish(): lexes and scans, in one loop and without a call
-   * per token, the tokens whose whole effect on the scan is to move the token
-   * history: spaces, words that are no keyword of KW, quoted names, PostgreSQL
-   * '..' strings, commas, dots, `=` `<` `>` `+` (and `*` in PostgreSQL), plain
-   * numbers, `$1`, `(` not after a name, `)`. It stops
-   * before any other character (comments, strings, `;`, operators, non-ASCII,
-   * string prefixes such as E'..'), leaving it to Lexer.next() and scanToken().
-   * Only entered with nothing pending, and none of these tokens leaves anything
-   * pending. Returns true when it stopped on a keyword that it has already made
-   * the lexer's current token.
-   *
-   * Same result as the general path (test/unit/sql/fast-lane.test.ts compares
-   * them); -NN% instructions on the bench's statements.
-   */
-  private fastLane(): boolean {
-    const lx = this.lx;
-    const b = lx.b;
-    const n = lx.limit;
-    const src = lx.src;
-    const table = charClass;
-    const qident = lx.mysql ? 96 : 34; // `name` or "name": no escapes but the doubled quote
-    let p = lx.pos;
-    let kind = this.prevKind;
-    let start = this.prevStart;
-    let end = this.prevEnd;
-    let hash = this.prevHash;
-    let p1 = this.prev1;
-    let p2 = this.prev2;
-    let p3 = this.prev3;
-    let depth = this.depth;
-    let lexed = false;
-    while (p < n) {
-      const c = b[p]!;
-      if (c === 32 || (c <= 13 && c >= 9)) {
-        p++;
-        continue;
-      }
-      let q = p + 1;
-      let k: TokKind;
-      if (c < 128 && table[c] === 2 /* C_IDSTART */) {
-        // A word, read as Lexer.word() reads it (same hash).
-        let h = Math.imul(0x811c9dc5 ^ (c >= 65 && c <= 90 ? c | 0x20 : c), 0x01000193);
-        while (q < n) {
-          const d = b[q]!;
-          if (d < 128 ? table[d]! < 2 : d === 0xa0) break;
-          h = Math.imul(h ^ (d >= 65 && d <= 90 ? d | 0x20 : d), 0x01000193);
-          q++;
-        }
-        // E'..', B'..', X'..', N'..', U&'..' are strings: the lexer decides.
-        if (q === p + 1 && q < n && (b[q] === 39 || b[q] === 38)) break;
-        if (keywordOf(h, src, p, q) !== KW.NONE) {
-          // Leave it lexed, for scanToken() to react to.
-          lx.kind = Tok.WORD;
-          lx.start = p;
-          lx.end = q;
-          lx.pos = q;
-          lx.hash = h;
-          lexed = true;
-          break;
-        }
-        hash = h;
-        k = Tok.WORD;
-      } else if (c === qident) {
-        const at = src.indexOf(lx.mysql ? '`' : '"', q);
-        if (at < 0 || at >= n || (at + 1 < n && b[at + 1] === qident)) break; // unterminated or `""`: the lexer decides
-        q = at + 1;
-        k = Tok.QIDENT;
-      } else if (c === 39 && !lx.mysql) {
-        // A PostgreSQL string: no escapes but the doubled quote (E'..' never gets here).
-        const at = src.indexOf("'", q);
-        if (at < 0 || at >= n || (at + 1 < n && b[at + 1] === 39)) break;
-        q = at + 1;
-        k = Tok.STRING;
-      } else if (c === 44) k = Tok.COMMA;
-      else if (c === 61 || c === 60 || c === 62 || c === 43 || (c === 42 && !lx.mysql)) k = Tok.OP; // MySQL: `*` may close `/*!`
-      else if (c === 46) {
-        if (q < n && b[q]! >= 48 && b[q]! <= 57) break; // .5 is a number
-        k = Tok.DOT;
-      } else if (c >= 48 && c <= 57) {
-        while (q < n && b[q]! >= 48 && b[q]! <= 57) q++;
-        // 1.5, 1e5, 0x1F, 1_000: the lexer decides.
-        if (q < n && (b[q] === 46 || (b[q]! < 128 ? table[b[q]!]! >= 2 : b[q] !== 0xa0))) break;
-        k = Tok.NUMBER;
-      } else if (c === 36 && !lx.mysql && q < n && b[q]! >= 48 && b[q]! <= 57) {
-        while (q < n && b[q]! >= 48 && b[q]! <= 57) q++;
-        k = Tok.PARAM;
-      } else if (c === 40) {
-        if (kind === Tok.WORD || kind === Tok.QIDENT) break; // maybe a function call: call() decides
-        depth++;
-        k = Tok.LPAREN;
-      } else if (c === 41) {
-        if (depth > 0) depth--;
-        k = Tok.RPAREN;
-      } else break;
-      p3 = p2;
-      p2 = p1;
-      p1 = KW.NONE;
-      kind = k;
-      start = p;
-      end = q;
-      p = q;
-    }
-    if (!lexed) lx.pos = p;
-    this.prevKind = kind;
-    this.prevStart = start;
-    this.prevEnd = end;
-    this.prevHash = hash;
-    this.prev1 = p1;
-    this.prev2 = p2;
-    this.prev3 = p3;
-    this.depth = depth;
-    return lexed;
   }
 
   /** Kind of the current token (a call, so TypeScript does not narrow it across step()). */

@@ -1,3 +1,4 @@
+import { mapCodes } from './codes.js';
 import type { Dialect } from './types.js';
 
 /**
@@ -91,7 +92,7 @@ export class Lexer {
         continue;
       }
       // The next character is read only by the cases that look at it (a
-      // charCodeAt less for quoted names, commas and parentheses; -0.4%
+      // read less for quoted names, commas and parentheses; -0.4%
       // instructions on ORM statements).
       this.pos = p;
       switch (c) {
@@ -367,53 +368,6 @@ export function foldHash(src: string, start: number, end: number): number {
     h = Math.imul(h ^ (c >= 128 ? 0x80 : c >= 65 && c <= 90 ? c | 0x20 : c), 0x01000193 /* FNV prime */);
   }
   return h;
-}
-
-/**
- * The lexer reads a text's characters from a Uint8Array, not from the string:
- * on node 20 every charCodeAt() costs ~27 instructions (V8 re-checks the
- * string's representation on each call), a typed-array load ~11
- * (valgrind/cachegrind, loops over 1,000 characters). ASCII texts (nearly all
- * SQL) are copied in one native call, positions unchanged. Otherwise each UTF-16
- * unit becomes one byte, so positions still match the string: ASCII as is,
- * U+00A0 and U+FEFF (spaces to the lexer) 0xa0, everything else 0x80 (a letter:
- * identifier character). Nothing the lexer decides on is lost: quotes,
- * operators and keywords are ASCII, and names are always compared on the text.
- */
-export function mapCodes(src: string, out: Uint8Array): Uint8Array {
-  for (let i = 0; i < src.length; i++) {
-    const c = src.charCodeAt(i);
-    out[i] = c < 128 ? c : c === 0xa0 || c === 0xfeff ? 0xa0 : 0x80;
-  }
-  return out;
-}
-
-// One scratch buffer, lent to one reading at a time (readAll() may nest: MySQL
-// `PREPARE s FROM '...'`). A UTF-16 unit takes at most 3 bytes in UTF-8, so a text
-// of up to SCRATCH_BYTES / 3 units always fits whole: then the text is ASCII
-// exactly when it took one byte per unit.
-const SCRATCH_BYTES = 3 * 16_384;
-type Utf8Writer = { utf8Write?: (s: string, offset: number, length: number) => number };
-const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(n: number): Uint8Array & Utf8Writer } }).Buffer;
-const scratchWriter = NodeBuffer?.allocUnsafeSlow(SCRATCH_BYTES);
-// Reads go through a plain Uint8Array view of the same bytes (one element kind for V8 in the lexer).
-const scratch = scratchWriter ? new Uint8Array(scratchWriter.buffer, scratchWriter.byteOffset, SCRATCH_BYTES) : new Uint8Array(SCRATCH_BYTES);
-const utf8Write = typeof scratchWriter?.utf8Write === 'function' ? scratchWriter.utf8Write : undefined;
-const encoder = new TextEncoder();
-let scratchLent = false;
-
-/** The bytes of src for the lexer (see mapCodes()); give them back with releaseCodes(). */
-export function codesOf(src: string): Uint8Array {
-  const n = src.length;
-  if (scratchLent || 3 * n > SCRATCH_BYTES) return mapCodes(src, new Uint8Array(n));
-  scratchLent = true;
-  // Buffer#utf8Write: ~300 instructions per call on node 20; TextEncoder#encodeInto ~900.
-  const written = utf8Write ? utf8Write.call(scratchWriter, src, 0, SCRATCH_BYTES) : encoder.encodeInto(src, scratch).written;
-  return written === n ? scratch : mapCodes(src, scratch);
-}
-
-export function releaseCodes(codes: Uint8Array): void {
-  if (codes === scratch) scratchLent = false;
 }
 
 /** ASCII case-insensitive comparison of src[start, end) with a lower-case word, without allocating. */

@@ -4,6 +4,8 @@ import { parseLsn } from '../routing/topology.js';
 import type { Logger } from '../observability/logger.js';
 import { buildSnapshot, nextHealth, pushSample, type NodeHealth, type NodeProbe, type PositionSample } from './decide.js';
 import type { TopologyHolder } from './holder.js';
+import { PatroniDiscovery } from './patroni-fetch.js';
+import { withPatroni } from './patroni.js';
 
 const PROBE_SQL =
   'SELECT pg_is_in_recovery() AS r, ' +
@@ -30,12 +32,25 @@ export class PgTopologyMonitor {
   private readonly done: { probe: NodeProbe; startedAt: number }[] = [];
   /** Per node, when its last successful probe started: its position was read after that. */
   private readonly probedAt = new Map<string, number>();
+  /** discovery.patroni: roles confirmed by Patroni's /cluster (src/topology/patroni.ts). */
+  private patroni: PatroniDiscovery | null = null;
 
   constructor(
     private config: ClusterConfig,
     private readonly holder: TopologyHolder,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.configurePatroni();
+  }
+
+  private configurePatroni(): void {
+    const urls = this.config.discovery?.patroni;
+    if (!urls) {
+      this.patroni?.stop();
+      this.patroni = null;
+    } else if (this.patroni) this.patroni.setUrls(urls);
+    else this.patroni = new PatroniDiscovery(urls, this.log.child({ discovery: 'patroni' }));
+  }
 
   start(): void {
     void this.round();
@@ -44,6 +59,7 @@ export class PgTopologyMonitor {
   /** Apply a reloaded config (node set, health settings). */
   update(config: ClusterConfig): void {
     this.config = config;
+    this.configurePatroni();
     for (const name of [...this.clients.keys()]) if (!config.nodes.some((n) => n.name === name)) this.dropClient(name);
     // Weights, node set and budgets are config, not probe results: publish them now, so a
     // reload is in effect when it answers (waiting for the next round cost up to a second each).
@@ -73,6 +89,7 @@ export class PgTopologyMonitor {
 
   stop(): void {
     this.stopped = true;
+    this.patroni?.stop();
     if (this.timer) clearTimeout(this.timer);
     for (const name of [...this.clients.keys()]) this.dropClient(name);
   }
@@ -90,6 +107,8 @@ export class PgTopologyMonitor {
     const interval = this.config.health.interval;
     try {
       const mine: Promise<void>[] = [];
+      // Patroni's view is fetched alongside the probes and waited for as one of them.
+      if (this.patroni) mine.push(this.patroni.poll(this.config.health.timeout));
       for (const n of this.config.nodes) {
         if (this.inflight.has(n.name)) continue;
         this.inflight.add(n.name);
@@ -127,11 +146,14 @@ export class PgTopologyMonitor {
 
   private publish(): void {
     const now = Date.now();
+    // With discovery.patroni, only Patroni's leader that is writable itself is the primary (patroni.ts).
+    const patroni = this.patroni?.decide(this.config.nodes, this.health) ?? null;
+    const health = patroni?.health ?? this.health;
     // Built twice: the first pass finds the primary whose position joins the
     // history, the second measures lag against a history that includes it.
-    const snap0 = buildSnapshot(this.inputs(), this.health, this.history, this.version, now);
+    const snap0 = buildSnapshot(this.inputs(), health, this.history, this.version, now);
     if (snap0.primary) {
-      const pos = this.health.get(snap0.primary)?.position;
+      const pos = health.get(snap0.primary)?.position;
       // Keep enough history to measure lag well past the time budget.
       if (pos !== null && pos !== undefined) pushSample(this.history, { at: now, position: pos }, Math.max(60_000, 10 * this.config.routing.max_replica_lag.time));
     }
@@ -141,7 +163,8 @@ export class PgTopologyMonitor {
     this.version++;
     // Read-your-writes needs to know when the primary's position was read (src/frontend/causal.ts).
     const sampledAt = snap0.primary ? (this.probedAt.get(snap0.primary) ?? 0) : 0;
-    this.holder.publish(buildSnapshot(this.inputs(), this.health, this.history, this.version, now, sampledAt));
+    const snap = buildSnapshot(this.inputs(), health, this.history, this.version, now, sampledAt);
+    this.holder.publish(patroni ? withPatroni(snap, patroni) : snap);
   }
 
   private inputs() {

@@ -12,9 +12,10 @@ import { PROBE_USER, connectThrough, delta, nodeCounters, prepareProbeUser, serv
 
 /**
  * Other real clients through the MySQL proxy: the `mariadb` command-line
- * client (libmariadb, which sets DEPRECATE_EOF), PyMySQL from Debian's
- * python3-pymysql (which does not), and mysql2 for LOAD DATA LOCAL INFILE and
- * a 100,000-row streamed result.
+ * client (libmariadb: SESSION_TRACK, no DEPRECATE_EOF), PyMySQL from Debian's
+ * python3-pymysql (neither), and mysql2 for LOAD DATA LOCAL INFILE and a
+ * 100,000-row streamed result. (A DEPRECATE_EOF client is covered in
+ * mysql-proxy.test.ts with our own codec as the client.)
  */
 const run = promisify(execFile);
 const info = inject('mariaCluster');

@@ -82,6 +82,22 @@ describe('KILL through the proxy', () => {
   });
 });
 
+describe('a pinned session whose backend connection dies', () => {
+  it('is closed rather than going on without its user variables', async () => {
+    const c = await connectThrough(proxy, app);
+    await c.query('SET @kept = 1');
+    const [r] = await c.query<mysql.RowDataPacket[]>('SELECT CONNECTION_ID() AS id, @kept AS k');
+    expect(r[0]!.k).toBe(1);
+    await cluster.query('my0', `KILL ${Number(r[0]!.id)}`);
+    await expect(c.query('SELECT @kept AS k')).rejects.toThrow();
+    c.destroy();
+    const d = await connectThrough(proxy, app);
+    const [ok] = await d.query<mysql.RowDataPacket[]>('SELECT @kept AS k');
+    expect(ok[0]!.k).toBeNull();
+    await d.end();
+  });
+});
+
 describe('packets of 16 MB and more', () => {
   it('carries a 20 MB statement to the primary and a 20 MB row back from a replica, text and binary protocol', async () => {
     const c = await connectThrough(proxy, app);

@@ -80,4 +80,41 @@ describe('MySQL routing, checked at the backends', () => {
     expect(upd).toEqual({ my0: 100, my1: 0, my2: 0 });
     expect(seen.size).toBe(2);
   });
+
+  it('on the read-only listener: reads on replicas only, a write refused with 1290', async () => {
+    const ro = await startMysqlProxy(info, { readOnlyListener: true });
+    try {
+      const c = await mysql.createConnection({ host: '127.0.0.1', port: ro.roPort!, user: PROBE_USER.user, password: PROBE_USER.password, database: 'app' });
+      const before = await nodeCounters(info);
+      for (let i = 0; i < 20; i++) await c.query('SELECT v FROM routing_probe WHERE id = 1');
+      const e = await c.query("INSERT INTO routing_probe (v) VALUES ('ro')").then(
+        () => null,
+        (err: { errno: number }) => err,
+      );
+      expect(e?.errno).toBe(1290);
+      await c.end();
+      const after = await nodeCounters(info);
+      const sel = delta(before, after, 'userSelects');
+      expect(sel.my0).toBe(0);
+      expect(sel.my1! + sel.my2!).toBe(20);
+      expect(delta(before, after, 'userUpdates')).toEqual({ my0: 0, my1: 0, my2: 0 });
+    } finally {
+      await ro.stop();
+    }
+  });
+
+  it('with consistency: causal (the default), a session reads its own writes at once', async () => {
+    const causal = await startMysqlProxy(info);
+    try {
+      const c = await connectThrough(causal, PROBE_USER);
+      for (let i = 0; i < 50; i++) {
+        const [ins] = await c.query<mysql.ResultSetHeader>('INSERT INTO routing_probe (v) VALUES (?)', [`ryw${i}`]);
+        const [rows] = await c.query<mysql.RowDataPacket[]>('SELECT v FROM routing_probe WHERE id = ?', [ins.insertId]);
+        expect(rows.map((r) => r.v)).toEqual([`ryw${i}`]);
+      }
+      await c.end();
+    } finally {
+      await causal.stop();
+    }
+  });
 });

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { execFile } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
+import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import type { RunningProxy } from '../support/proxy.js';
 import { makeTestCa, type TestCa } from '../support/tls.js';
@@ -37,5 +39,14 @@ describe('MySQL TLS termination', () => {
       (err: { errno: number; message: string }) => err,
     );
     expect(e?.errno).toBe(3159);
+  });
+
+  it('logs the mariadb command-line client in over TLS with the server certificate verified', async () => {
+    const { stdout } = await promisify(execFile)(
+      'mariadb',
+      ['-h', '127.0.0.1', '-P', String(proxy.port), '-u', app.user, `-p${app.password}`, '--ssl', `--ssl-ca=${ca.caCert}`, '--ssl-verify-server-cert', '--batch', '--skip-column-names', 'app', '-e', 'SELECT 6 * 7'],
+      { timeout: 60_000 },
+    );
+    expect(stdout.trim()).toBe('42');
   });
 });

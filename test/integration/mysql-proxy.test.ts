@@ -98,6 +98,27 @@ describe('login', () => {
       // column count, 1 column definition, 1000 rows, the closing OK (no EOF after the columns).
       expect(packets).toBe(1 + 1 + 1000 + 1);
       expect(await rawQuery(c, 'SELECT 1; SELECT 2, 3', true)).toBe(4 + 5);
+      // A transaction's status flags arrive in the OK that replaces EOF, and keep it on one node.
+      expect(await rawQuery(c, 'BEGIN', true)).toBe(1);
+      const inTx = await rawCommand(c, Buffer.concat([Buffer.from([Com.QUERY]), Buffer.from('SELECT @@server_id')]), true, 'result');
+      const last = inTx[inTx.length - 1]!;
+      expect(last[0]).toBe(0xfe);
+      expect(last.readUInt16LE(3) & 0x1).toBe(1); // SERVER_STATUS_IN_TRANS (OK: 0xfe, 0 rows, 0 id, status)
+      expect(await rawQuery(c, 'COMMIT', true)).toBe(1);
+      // Prepared: the answer to COM_STMT_PREPARE has no EOFs; the binary resultset ends in an OK.
+      const prep = await rawCommand(c, Buffer.concat([Buffer.from([Com.STMT_PREPARE]), Buffer.from('SELECT ? + 1 AS n')]), true, 'prepare');
+      expect(prep.length).toBe(1 + 1 + 1); // PREPARE_OK, 1 parameter, 1 column
+      const id = prep[0]!.readUInt32LE(1);
+      const exec = Buffer.alloc(1 + 4 + 1 + 4 + 1 + 1 + 2 + 8);
+      exec[0] = Com.STMT_EXECUTE;
+      exec.writeUInt32LE(id, 1);
+      exec.writeUInt32LE(1, 6);
+      exec[11] = 1; // new-params-bound
+      exec[12] = 0x08; // LONGLONG
+      exec.writeBigInt64LE(41n, 14);
+      const res = await rawCommand(c, exec, true, 'result');
+      expect(res.length).toBe(1 + 1 + 1 + 1); // column count, column, row, OK
+      expect(res[3]![0]).toBe(0xfe);
     } finally {
       c.socket.destroy();
     }
@@ -288,6 +309,9 @@ describe('session state under transaction pooling', () => {
         const [w] = await c.query<mysql.RowDataPacket[]>('SHOW WARNINGS');
         expect(w.length).toBe(1);
         expect(w[0]!.Code).toBe(1292);
+        await expect(c.query('SELECT * FROM no_such_table')).rejects.toThrow();
+        const [errs] = await c.query<mysql.RowDataPacket[]>('SHOW ERRORS');
+        expect(errs.map((r) => r.Code)).toEqual([1146]);
       }),
     );
     await Promise.all(clients.map((c) => c.end()));

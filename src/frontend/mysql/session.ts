@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import { ErrorCodes, SwitchyardError, isSwitchyardError } from '../../errors.js';
 import {
-  Com, Status, buildEof, buildErr, buildOk, framePacket, type MysqlPacket, type MysqlPacketReader, type ResponseKind,
+  Com, Status, framePacket, type MysqlPacket, type MysqlPacketReader, type ResponseKind,
 } from '../../protocol/mysql/index.js';
 import type { MysqlBackendConn, MysqlResponseSink, ResponseEnd } from '../../backend/mysql/conn.js';
 import type { Pool } from '../../pool/pool.js';
@@ -10,12 +10,12 @@ import type { Logger } from '../../observability/logger.js';
 import type { MysqlClusterRuntime, MysqlKillable, MysqlPoolKey } from '../../runtime/mysql-cluster.js';
 import { decideRoute } from '../pg/route.js';
 import { causalOf } from '../causal.js';
-import { MysqlSessionState, dependsOnPrevious, mysqlEffectVerdict, stateKey } from './session-state.js';
+import { MysqlSessionState, stateKey } from './session-state.js';
 import { MysqlServerError, errPayload } from './errors.js';
 import { ClientSink } from './sink.js';
 import { PreparedStatements } from './prepared.js';
-import { changeUser } from './change-user.js';
-import { killCommand, killOnNode } from './kill.js';
+import { killOnNode } from './kill.js';
+import { handleCommand } from './commands.js';
 
 export interface MysqlIdentity {
   connectionId: number;
@@ -34,14 +34,9 @@ export interface Held {
   target: 'primary' | 'replica';
 }
 
-/** Texts above this are not classified: routed to the primary (bulk loads, huge INSERTs). */
-const MAX_CLASSIFIED = 1 << 20;
 /** Queued client packets above which the client socket is paused. */
 const MAX_QUEUED = 256;
 
-const UNSURE: Classification = { class: 'write', reason: 'unknown', statements: 1, hints: {} };
-const READ: Classification = { class: 'read', reason: 'read', statements: 1, hints: {} };
-const KILL = /^\s*kill\s+(?:(query|connection)\s+)?(\d{1,10})\s*;?\s*$/i;
 
 /**
  * The command phase of one MySQL client connection. Commands run one at a
@@ -72,7 +67,7 @@ export class MysqlSession implements MysqlKillable {
   paused: MysqlBackendConn | null = null;
   private intercept: ((p: MysqlPacket) => void) | null = null;
   readonly state: MysqlSessionState;
-  private readonly prepared: PreparedStatements;
+  readonly prepared: PreparedStatements;
   /** pool.mode: session: connections kept for the whole session, by route. */
   private readonly kept = new Map<'primary' | 'replica', Held>();
 
@@ -133,7 +128,7 @@ export class MysqlSession implements MysqlKillable {
     this.busy = true;
     const seq = (p.lastSeq + 1) & 0xff;
     const sink = new ClientSink(this);
-    this.handle(p, seq, sink)
+    handleCommand(this, p, seq, sink)
       .catch((e: unknown) => {
         if (this.closed) return;
         // An answer already partly forwarded cannot be ended cleanly: close, as a dying server would.
@@ -144,91 +139,6 @@ export class MysqlSession implements MysqlKillable {
         this.busy = false;
         this.pump();
       });
-  }
-
-  private async handle(p: MysqlPacket, seq: number, sink: ClientSink): Promise<void> {
-    const payload = p.payload;
-    const cmd = payload.length > 0 ? payload[0]! : -1;
-    switch (cmd) {
-      case Com.QUIT:
-        return this.quit();
-      case Com.PING:
-        return this.reply(buildOk({ status: this.status() }), seq);
-      case Com.QUERY:
-        return this.query(p, seq, sink);
-      case Com.INIT_DB:
-        return this.initDb(p, sink);
-      case Com.FIELD_LIST:
-        return this.passThrough(p, 'field_list', sink);
-      case Com.STATISTICS:
-        return this.passThrough(p, 'single', sink);
-      case Com.SET_OPTION:
-        // Answered here: every backend connection of this client already has its MULTI_STATEMENTS flag.
-        return this.reply(buildEof({ warnings: 0, status: this.status() }), seq);
-      case Com.PROCESS_KILL:
-        if (payload.length < 5) throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, 'COM_PROCESS_KILL without an id');
-        return killCommand(this, payload.readUInt32LE(1), false, seq);
-      case Com.CHANGE_USER:
-        return changeUser(this, p, seq);
-      case Com.RESET_CONNECTION:
-        this.resetSession();
-        return this.reply(buildOk({ status: this.status() }), seq);
-      case Com.STMT_PREPARE:
-        return this.prepared.prepare(p, seq, sink);
-      case Com.STMT_EXECUTE:
-        return this.prepared.execute(p, seq, sink);
-      case Com.STMT_SEND_LONG_DATA:
-        return this.prepared.longData(payload);
-      case Com.STMT_CLOSE:
-        return this.prepared.close(payload);
-      case Com.STMT_RESET:
-        return this.prepared.reset(p, seq, sink);
-      case Com.STMT_FETCH:
-        return this.prepared.fetch(p, seq, sink);
-      default:
-        return this.reply(buildErr({ errno: 1047, sqlState: '08S01', message: `Unknown command 0x${(cmd & 0xff).toString(16)}` }), seq);
-    }
-  }
-
-  /** COM_QUERY: classify, route, forward, then settle the session's state from the answer. */
-  private async query(p: MysqlPacket, seq: number, sink: ClientSink): Promise<void> {
-    const text = p.payload.length <= MAX_CLASSIFIED ? p.payload.toString('utf8', 1) : null;
-    const kill = text !== null ? KILL.exec(text) : null;
-    if (kill) return killCommand(this, Number(kill[2]), kill[1]?.toLowerCase() === 'query', seq);
-    const c = text !== null ? this.runtime.classifier.classify(text) : UNSURE;
-    const verdict = mysqlEffectVerdict(c);
-    const h = await this.connFor(c, verdict === 'pin', dependsOnPrevious(c, text));
-    const end = await this.run(h, p.raw, 'result', sink);
-    if (!end.error) {
-      if (verdict === 'record') {
-        this.state.apply(c.session, text);
-        this.state.copyTo(h.conn);
-      }
-      if (c.transaction?.op === 'set_transaction') this.mustUseHeld = true;
-    } else if (verdict === 'record') {
-      // Part of a multi-statement text may have run: what it left on the connection is unknown.
-      h.conn.dirty = true;
-    }
-    if (verdict === 'pin') this.pin();
-    this.settle(h, c, end);
-  }
-
-  private async initDb(p: MysqlPacket, sink: ClientSink): Promise<void> {
-    const db = p.payload.toString('utf8', 1);
-    const h = await this.connFor(READ, false, false);
-    const end = await this.run(h, p.raw, 'result', sink);
-    if (!end.error) {
-      this.state.db = db;
-      h.conn.db = db;
-    }
-    this.settle(h, READ, end);
-  }
-
-  /** A command answered by any node (COM_FIELD_LIST, COM_STATISTICS). */
-  private async passThrough(p: MysqlPacket, kind: ResponseKind, sink: ClientSink): Promise<void> {
-    const h = await this.connFor(READ, false, false);
-    const end = await this.run(h, p.raw, kind, sink);
-    this.settle(h, READ, end);
   }
 
   // ---- routing and connections --------------------------------------------
@@ -340,7 +250,8 @@ export class MysqlSession implements MysqlKillable {
     const st = h.conn.status;
     if ((st & Status.IN_TRANS) === 0 && (st & Status.AUTOCOMMIT) !== 0) causalOf(this).settle();
     if (this.mustKeep()) return;
-    const aftermath = (h.target === 'primary' && c.class === 'write') || end.warnings > 0 || this.mustUseHeld;
+    // SHOW WARNINGS / SHOW ERRORS also report an error, so an ERR keeps the connection too.
+    const aftermath = (h.target === 'primary' && c.class === 'write') || end.warnings > 0 || end.error || this.mustUseHeld;
     if (aftermath && !h.conn.dirty) {
       this.lingering = true;
       return;
@@ -354,6 +265,11 @@ export class MysqlSession implements MysqlKillable {
     if (this.held.target === 'replica' && this.id.listener === 'rw') return;
     this.pinned = true;
     this.runtime.pinnedSessions++;
+  }
+
+  /** SET TRANSACTION: the next statement must run on this connection. */
+  keepForNextStatement(): void {
+    this.mustUseHeld = true;
   }
 
   setCursorOpen(open: boolean): void {
@@ -399,8 +315,9 @@ export class MysqlSession implements MysqlKillable {
     this.held.pool.discard(conn);
     this.held = null;
     this.lingering = false;
-    if (this.running === conn) return; // the command's own error path answers the client
-    // A transaction or pinned state died with it: end the client's connection, as the server would have.
+    // A transaction or pinned state died with it: end the client's connection, as the server would
+    // have (also mid-command: going on unpinned would silently lose user variables or temp tables).
+    // Otherwise a command in flight gets its error from its own path and the session goes on.
     if (keep) this.fatal(new SwitchyardError(ErrorCodes.BACKEND_GONE, `connection to node ${conn.node} was lost with this session's state: ${reason}`), 0);
   }
 

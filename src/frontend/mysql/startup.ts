@@ -62,7 +62,8 @@ export function handleMysqlConnection(raw: net.Socket, ctx: MysqlListenerContext
   let isTls = false;
   let advertised = 0;
   let step: 'handshake' | 'response' | 'switch' | 'backend' = 'handshake';
-  let nextSeq = 1;
+  // An ERR before the handshake (too many clients, no node reachable) is the first packet: sequence id 0.
+  let nextSeq = 0;
   const nonce = makeNonce();
   const address = raw.remoteAddress ?? 'unknown';
   let response: ReturnType<typeof parseHandshakeResponse> | null = null;

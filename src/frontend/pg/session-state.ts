@@ -102,18 +102,21 @@ export function effectVerdict(c: Classification, inTransaction: boolean): Effect
 
 /** The SET/RESET settings of one session, in the order they were made. */
 export class SessionSettings {
-  private readonly values = new Map<string, string>();
+  /** Made by the first SET: most sessions never change a setting, and an empty Map costs every one of them. */
+  private values: Map<string, string> | null = null;
   private cachedKey: string | null = '';
 
   /** Key comparable with a connection's settingsKey. */
   get key(): string {
-    if (this.cachedKey === null) this.cachedKey = this.values.size === 0 ? '' : JSON.stringify([...this.values]);
+    if (this.cachedKey === null) this.cachedKey = this.values === null || this.values.size === 0 ? '' : JSON.stringify([...this.values]);
     return this.cachedKey;
   }
 
   /** Applies the effects of a statement that completed without error outside a transaction. */
   apply(effects: readonly SessionEffect[] | undefined): void {
-    for (const e of effects ?? []) {
+    if (!effects || effects.length === 0) return;
+    this.values ??= new Map();
+    for (const e of effects) {
       if (e.kind === 'set' && !e.local && e.value !== undefined) {
         this.values.delete(e.name);
         if (e.value.toUpperCase() !== 'DEFAULT') this.values.set(e.name, e.value);
@@ -130,7 +133,7 @@ export class SessionSettings {
   /** One Query that brings a connection from any settings to this session's. */
   replaySql(): string {
     const parts = ['RESET ALL'];
-    for (const [name, value] of this.values) {
+    for (const [name, value] of this.values ?? []) {
       parts.push(name === 'timezone' ? `SET TIME ZONE ${value}` : `SET ${quoteName(name)} = ${value}`);
     }
     return parts.join('; ');

@@ -12,9 +12,13 @@ import { replicaEligibility } from '../../routing/eligibility.js';
 import { ResponseFilter } from './response-filter.js';
 import { SessionSettings, connState, effectVerdict, type ClientStatement } from './session-state.js';
 import { BatchTranslator, classifySegment } from './translate.js';
-import { idleSweeper, type IdleHandle } from '../idle-timer.js';
+import { idleSweeper, type IdleHandle, type IdleWatched } from '../idle-timer.js';
 
 type Socket = net.Socket;
+
+/** The session a client socket belongs to, read by the shared socket listeners (PgSession.onSocket*). */
+const SESSION = Symbol('switchyard.pgSession');
+type SessionSocket = Socket & { [SESSION]: PgSession };
 
 // Frontend message types (client -> server).
 const Q = 0x51; // Query
@@ -67,14 +71,15 @@ interface RetryableBatch {
  * flight waits in `queue` until that one's ReadyForQuery, so answers stay in
  * the order the client sent, even when consecutive batches go to different nodes.
  */
-export class PgSession implements PgBackendOwner {
+export class PgSession implements PgBackendOwner, IdleWatched {
   private readonly reader: PgFrameReader;
   private readonly queue: PgFrame[] = [];
   private queuedBytes = 0;
   private backend: PgBackendConn | null = null;
   private backendPool: Pool<PgBackendConn> | null = null;
   private backendRoute: 'primary' | 'replica' = 'primary';
-  private readonly filter = new ResponseFilter();
+  /** Made by the first batch (runOn): a session that never ran a statement needs none. */
+  private filter: ResponseFilter | null = null;
   private translator: BatchTranslator | null = null;
   /** Messages of the current batch are being forwarded (no Sync/Query yet). */
   private batchOpen = false;
@@ -91,8 +96,8 @@ export class PgSession implements PgBackendOwner {
   private closed = false;
   private batchStartedAt = 0;
   private batchClass: Classification['class'] = 'write';
-  /** Named prepared statements of the client, by its names. */
-  readonly statements = new Map<string, ClientStatement>();
+  /** Named prepared statements of the client, by its names (created on first use: most sessions never name one). */
+  private namedStatements: Map<string, ClientStatement> | null = null;
   /** The last unnamed statement's classification (a Bind may come in a later batch). */
   unnamedClassification: Classification | null = null;
   private readonly settings = new SessionSettings();
@@ -105,31 +110,80 @@ export class PgSession implements PgBackendOwner {
   /** The open transaction's connection died while the client was idle: its next batch fails. */
   private lostTransaction: SwitchyardError | null = null;
   /** pool.mode: session: the idle connections this client keeps, by route. */
-  private readonly held = new Map<'primary' | 'replica', { conn: PgBackendConn; pool: Pool<PgBackendConn> }>();
+  private held: Map<'primary' | 'replica', { conn: PgBackendConn; pool: Pool<PgBackendConn> }> | null = null;
   /** Server bytes of a retryable read not yet forwarded (see onBackendData). */
   private heldBack: Buffer | null = null;
   /** limits.client_idle_timeout (src/frontend/idle-timer.ts). */
   private readonly idle: IdleHandle;
+  /** The session's child logger, made on its first message: a pino child costs every idle session memory. */
+  private sessionLog: Logger | null = null;
 
+  /*
+   * Per-session memory (bench/MEMORY.md): 10,000 idle sessions must cost <= 8 kB each, so an
+   * idle session allocates nothing it does not need yet (named statements, held connections,
+   * the child logger), and the socket gets shared listeners (static methods below) instead of
+   * four closures over this constructor's scope.
+   */
   constructor(
     private readonly socket: Socket,
     private readonly runtime: PgClusterRuntime,
     private readonly id: PgSessionIdentity,
-    private readonly log: Logger,
+    /** The listener's logger; the session's own child is made from it on first use. */
+    private readonly parentLog: Logger,
     initial: Buffer,
+    /**
+     * Called once when the client socket has closed (after the session's own cleanup). One
+     * 'close' listener less: a third one grows the socket's listener array to 19 slots (0.2 kB).
+     */
+    private readonly onSocketClosed: (() => void) | null = null,
   ) {
     this.reader = new PgFrameReader({ maxMessageSize: runtime.limits.max_message_size });
     runtime.registerSession(id.pid, id.secret, this);
-    this.idle = idleSweeper.watch({
-      timeoutMs: () => this.runtime.limits.client_idle_timeout,
-      isIdle: () => this.queue.length === 0 && this.pendingSyncs === 0 && !this.acquiring && !this.batchOpen && !this.copyIn && !this.discardUntilSync,
-      expire: (ms) => this.expireIdle(ms),
-    });
-    socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    socket.on('drain', () => this.backend?.resume());
-    socket.on('close', () => this.onClientClosed());
-    socket.on('error', (e) => this.log.debug({ err: e.message }, 'client socket error'));
+    this.idle = idleSweeper.watch(this);
+    (socket as SessionSocket)[SESSION] = this;
+    socket.on('data', PgSession.onSocketData);
+    socket.on('drain', PgSession.onSocketDrain);
+    socket.on('close', PgSession.onSocketClose);
+    socket.on('error', PgSession.onSocketError);
     if (initial.length > 0) this.onClientData(initial);
+  }
+
+  private static onSocketData(this: Socket, chunk: Buffer): void {
+    (this as SessionSocket)[SESSION].onClientData(chunk);
+  }
+  private static onSocketDrain(this: Socket): void {
+    (this as SessionSocket)[SESSION].backend?.resume();
+  }
+  private static onSocketClose(this: Socket): void {
+    const session = (this as SessionSocket)[SESSION];
+    session.onClientClosed();
+    session.onSocketClosed?.();
+  }
+  private static onSocketError(this: Socket, e: Error): void {
+    (this as SessionSocket)[SESSION].log.debug({ err: e.message }, 'client socket error');
+  }
+
+  private get log(): Logger {
+    return (this.sessionLog ??= this.parentLog.child({ session: this.id.pid, user: this.id.user }));
+  }
+
+  /** Named prepared statements of the client, by its names (the translator's StatementOwner). */
+  get statements(): Map<string, ClientStatement> {
+    return (this.namedStatements ??= new Map());
+  }
+
+  // ---- limits.client_idle_timeout (IdleWatched) --------------------------
+
+  timeoutMs(): number {
+    return this.runtime.limits.client_idle_timeout;
+  }
+
+  isIdle(): boolean {
+    return this.queue.length === 0 && this.pendingSyncs === 0 && !this.acquiring && !this.batchOpen && !this.copyIn && !this.discardUntilSync;
+  }
+
+  expire(idleMs: number): void {
+    this.expireIdle(idleMs);
   }
 
   get isPinned(): boolean {
@@ -282,7 +336,7 @@ export class PgSession implements PgBackendOwner {
       this.pendingSyncs++;
       this.batchOpen = false;
     }
-    const due = this.filter.takeReadySynthetic();
+    const due = this.filter!.takeReadySynthetic();
     for (const d of due) this.socket.write(d);
   }
 
@@ -382,7 +436,7 @@ export class PgSession implements PgBackendOwner {
     this.backend = conn;
     this.backendPool = pool;
     this.backendRoute = decision.target;
-    this.translator = new BatchTranslator(this, conn, this.filter, this.runtime.preparedCacheSize, this.runtime.classifier);
+    this.translator = new BatchTranslator(this, conn, (this.filter ??= new ResponseFilter()), this.runtime.preparedCacheSize, this.runtime.classifier);
     this.runtime.counters.query(conn.node, decision.target);
     // A complete autocommit read may run again elsewhere if this connection dies unanswered.
     const complete = head.type === Q || head.type === F || segment[segment.length - 1]!.type === S;
@@ -430,9 +484,9 @@ export class PgSession implements PgBackendOwner {
    * snapshot still lets it; otherwise it goes back and the router's pick is used.
    */
   private takeHeld(decision: { node: string; target: 'primary' | 'replica' }): { conn: PgBackendConn; pool: Pool<PgBackendConn> } | null {
-    const slot = this.held.get(decision.target);
+    const slot = this.held?.get(decision.target);
     if (!slot) return null;
-    this.held.delete(decision.target);
+    this.held!.delete(decision.target);
     const snap = this.runtime.snapshot();
     const state = snap.nodes.find((n) => n.name === slot.conn.node);
     const cfg = this.runtime.config.routing;
@@ -453,7 +507,7 @@ export class PgSession implements PgBackendOwner {
     const key = this.settings.key;
     if (state.settingsKey === key) return;
     conn.write(msg.query(this.settings.replaySql()));
-    this.filter.expect('query', true);
+    this.filter!.expect('query', true);
     this.pendingSyncs++;
     state.settingsKey = key;
   }
@@ -482,7 +536,7 @@ export class PgSession implements PgBackendOwner {
       this.heldBack = null;
       chunk = held;
     }
-    const out = this.filter.feed(chunk);
+    const out = this.filter!.feed(chunk);
     if (out.length === 0) return;
     if (this.retry) this.retry.answered = true;
     let ok = true;
@@ -513,12 +567,13 @@ export class PgSession implements PgBackendOwner {
   private endOfBatches(conn: PgBackendConn): void {
     const seconds = (performance.now() - this.batchStartedAt) / 1000;
     (this.backendRoute === 'primary' ? this.runtime.counters.durationPrimary : this.runtime.counters.durationReplica).observe(seconds);
-    if (this.pendingEffects.length > 0 && !this.filter.errorSinceReady && this.txStatus === 'I') {
+    const filter = this.filter!;
+    if (this.pendingEffects.length > 0 && !filter.errorSinceReady && this.txStatus === 'I') {
       this.settings.apply(this.pendingEffects);
       connState(conn).settingsKey = this.settings.key;
     }
     this.pendingEffects = [];
-    this.filter.errorSinceReady = false;
+    filter.errorSinceReady = false;
     this.retry = null;
     if (this.txStatus === 'I' && !this.pinned && !this.batchOpen) this.releaseBackend();
   }
@@ -530,7 +585,7 @@ export class PgSession implements PgBackendOwner {
     this.backend = null;
     this.backendPool = null;
     this.translator = null;
-    this.filter.reset();
+    this.filter?.reset();
     const retry = this.retry;
     this.retry = null;
     this.heldBack = null;
@@ -596,11 +651,11 @@ export class PgSession implements PgBackendOwner {
     this.translator = null;
     this.retried = false;
     this.avoidReplica = null;
-    this.filter.reset();
+    this.filter?.reset();
     if (!conn || !pool) return;
     conn.detach();
     conn.resume();
-    if (this.runtime.config.pool.mode === 'session') this.held.set(this.backendRoute, { conn, pool });
+    if (this.runtime.config.pool.mode === 'session') (this.held ??= new Map()).set(this.backendRoute, { conn, pool });
     else pool.release(conn);
   }
 
@@ -625,11 +680,11 @@ export class PgSession implements PgBackendOwner {
     this.runtime.clientConnections--;
     if (this.pinned) this.runtime.pinnedSessions--;
     // Connections held idle in pool.mode: session go back as they are (idle, no transaction).
-    for (const { conn, pool } of this.held.values()) {
+    for (const { conn, pool } of this.held?.values() ?? []) {
       if (conn.broken) pool.discard(conn);
       else pool.release(conn);
     }
-    this.held.clear();
+    this.held = null;
     const conn = this.backend;
     const pool = this.backendPool;
     this.backend = null;

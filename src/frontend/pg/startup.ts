@@ -51,6 +51,7 @@ export interface PgListenerContext {
   log: Logger;
   /** Counts clients across all clusters for limits.max_client_connections. */
   admit(): boolean;
+  /** Called unbound (it is a socket listener). */
   release(): void;
 }
 
@@ -152,6 +153,11 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
     }
   };
 
+  const onTlsError = (e: Error) => {
+    log.debug({ err: e.message }, 'client TLS error');
+    socket.destroy();
+  };
+
   const onStartupFrame = (frame: PgFrame) => {
     const packet = parseStartupPacket(frame.payload);
     switch (packet.kind) {
@@ -166,10 +172,7 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
         socket.removeListener('data', onData);
         socket.write(msg.sslYes());
         const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: ctx.tlsContext });
-        secure.on('error', (e) => {
-          log.debug({ err: e.message }, 'client TLS error');
-          secure.destroy();
-        });
+        secure.on('error', onTlsError);
         secure.on('close', onClose);
         socket = secure;
         isTls = true;
@@ -248,21 +251,37 @@ export function handlePgConnection(raw: net.Socket, ctx: PgListenerContext): voi
       done = true;
       cleanup();
       const rest = reader.takeRemainder();
-      const sessionLog = log.child({ session: pid, user: id.user });
-      new PgSession(socket, runtime, { ...id, pid, secret, listener: ctx.listener }, sessionLog, rest);
-      socket.once('close', () => ctx.release());
+      // Every closure of this function shares one V8 context (reader, authenticator, SCRAM
+      // state, identity, timer): a listener left on the socket keeps all of it for the
+      // session's life. Drop them, and give the socket only listeners that capture nothing
+      // of it: 1.6 kB less per idle session (bench/MEMORY.md).
+      raw.removeListener('close', onRawClose);
+      raw.removeListener('error', onRawError);
+      if (isTls) {
+        socket.removeListener('close', onClose);
+        socket.removeListener('error', onTlsError);
+        raw.on('error', ignoreError);
+      }
+      // A literal, not `{ ...id }`: V8 gave every spread copy a hidden class of its own (0.25 kB).
+      // The session gives the connection slot back when the socket closes (ctx.release).
+      new PgSession(socket, runtime, { user: id.user, database: id.database, params: id.params, pid, secret, listener: ctx.listener }, log, rest, ctx.release);
       socket.resume();
     } catch (e) {
       fail(e);
     }
   };
 
-  socket.on('data', onData);
-  raw.on('close', () => {
+  const onRawClose = () => {
     if (!isTls) onClose();
-  });
-  raw.on('error', (e) => log.debug({ err: e.message }, 'client socket error during login'));
+  };
+  const onRawError = (e: Error) => log.debug({ err: e.message }, 'client socket error during login');
+  socket.on('data', onData);
+  raw.on('close', onRawClose);
+  raw.on('error', onRawError);
 }
+
+/** The plain socket under a TLS session: its errors reach the session through the TLS socket. */
+function ignoreError(): void {}
 
 /**
  * The ParameterStatus set a client sees after login: a real backend's, from a

@@ -45,8 +45,11 @@ export class PgFrameReader {
   /** Chunks fed while `chunk` still had unread bytes (only with feed/next). */
   private readonly queued: Buffer[] = [];
 
-  /** Assembly of a frame that spans chunks: its header bytes (copied) ... */
-  private readonly head = Buffer.alloc(5);
+  /**
+   * Assembly of a frame that spans chunks: its header bytes (copied; allocated on the first
+   * split header, since a Buffer of its own costs ~0.3 kB in every idle session) ...
+   */
+  private head: Buffer | null = null;
   private headFill = 0;
   /** ... its header size, fixed when assembly starts (setStartup may change mode meanwhile) ... */
   private assemblyHeaderSize = 0;
@@ -114,7 +117,7 @@ export class PgFrameReader {
    */
   takeRemainder(): Buffer {
     const parts: Buffer[] = [];
-    if (this.headFill > 0) parts.push(Buffer.from(this.head.subarray(0, this.headFill)));
+    if (this.headFill > 0) parts.push(Buffer.from(this.head!.subarray(0, this.headFill)));
     parts.push(...this.bodyParts);
     if (this.pos < this.chunk.length) parts.push(this.chunk.subarray(this.pos));
     parts.push(...this.queued);
@@ -174,13 +177,14 @@ export class PgFrameReader {
   private assemble(): PgFrame | null {
     const headerSize = this.assemblyHeaderSize;
     const startup = headerSize === 4;
+    const head = (this.head ??= Buffer.alloc(5));
     if (this.headFill < headerSize) {
       const take = Math.min(headerSize - this.headFill, this.chunk.length - this.pos);
-      this.chunk.copy(this.head, this.headFill, this.pos, this.pos + take);
+      this.chunk.copy(head, this.headFill, this.pos, this.pos + take);
       this.headFill += take;
       this.pos += take;
       if (this.headFill < headerSize) return null;
-      this.assemblySize = this.frameSize(this.head, 0, startup);
+      this.assemblySize = this.frameSize(head, 0, startup);
     }
     const take = Math.min(this.assemblySize - headerSize - this.bodyFill, this.chunk.length - this.pos);
     if (take > 0) {
@@ -191,7 +195,7 @@ export class PgFrameReader {
     if (headerSize + this.bodyFill < this.assemblySize) return null;
     // 3. Complete: the one copy a spanning frame costs.
     const raw = Buffer.allocUnsafe(this.assemblySize);
-    this.head.copy(raw, 0, 0, headerSize);
+    head.copy(raw, 0, 0, headerSize);
     let at = headerSize;
     for (const part of this.bodyParts) {
       part.copy(raw, at);
