@@ -62,10 +62,11 @@ program
   .command('demo')
   .description('start a local primary + 2 replicas and the proxy in front of them; Ctrl-C stops everything')
   .option('--port <port>', 'proxy port for the PostgreSQL cluster', '6432')
+  .option('--mysql-port <port>', 'proxy port for the MariaDB cluster (when MariaDB is installed)', '6033')
   .option('--admin-port <port>', 'admin HTTP port', '9190')
-  .action(async (opts: { port: string; adminPort: string }) => {
+  .action(async (opts: { port: string; mysqlPort: string; adminPort: string }) => {
     const { runDemo } = await import('./demo/demo.js');
-    await runDemo({ port: Number(opts.port), adminPort: Number(opts.adminPort) });
+    await runDemo({ port: Number(opts.port), mysqlPort: Number(opts.mysqlPort), adminPort: Number(opts.adminPort) });
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

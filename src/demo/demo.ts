@@ -8,6 +8,8 @@ import { findBinary } from '../devcluster/proc.js';
 
 export interface DemoOptions {
   port: number;
+  /** Proxy port for the MariaDB cluster (when MariaDB is installed). */
+  mysqlPort: number;
   adminPort: number;
   /** Called with the printed lines (default: stdout). */
   print?: (line: string) => void;
@@ -18,8 +20,8 @@ export interface DemoOptions {
 /**
  * `switchyard demo`:
  *   1. start a local PostgreSQL primary + 2 streaming replicas from the
- *      machine's server binaries (and a MariaDB primary + 2 replicas when
- *      MariaDB is installed, shown for reference: this build serves PostgreSQL);
+ *      machine's server binaries (and a MariaDB primary + 2 GTID replicas when
+ *      MariaDB is installed);
  *   2. write a config for them and run the proxy in front;
  *   3. print how to connect; 4. on Ctrl-C stop the proxy and every server and
  *      remove the temp dirs.
@@ -43,7 +45,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       maria = await MariaCluster.start({ replicas: 2 });
     }
     const configPath = join(dir, 'switchyard.yaml');
-    writeFileSync(configPath, demoConfig(pg, opts));
+    writeFileSync(configPath, demoConfig(pg, maria, opts));
     app = new App({ configPath, env: {} });
     await app.start();
     // The first health round (250ms) tells which node is primary: print only once every
@@ -52,13 +54,14 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     print('');
     print('switchyard is running in front of a local PostgreSQL primary (pg0) and 2 replicas (pg1, pg2):');
     print(`  connect:  psql "postgresql://app:app@127.0.0.1:${opts.port}/app"`);
+    if (maria) {
+      print(`and of a local MariaDB primary (${maria.info.nodes[0]!.name}) and 2 replicas:`);
+      print(`  connect:  mariadb -h 127.0.0.1 -P ${opts.mysqlPort} -u app -papp app`);
+    }
     print(`  stats:    http://127.0.0.1:${opts.adminPort}/   (metrics at /metrics, JSON at /status)`);
     print(`  config:   ${configPath}`);
     print(`  data:     ${pg.info.baseDir}${maria ? ` ${maria.info.baseDir}` : ''}`);
-    if (maria) {
-      print(`MariaDB (primary + 2 replicas, not yet proxied by this build): ${maria.info.nodes.map((n) => `${n.name} 127.0.0.1:${n.port}`).join(', ')}, user app/app`);
-    }
-    print('Writes go to pg0, reads to pg1/pg2. Press Ctrl-C to stop everything.');
+    print('Writes go to the primaries, reads to the replicas. Press Ctrl-C to stop everything.');
     await (opts.until ?? signalled());
     print('stopping ...');
   } finally {
@@ -94,8 +97,23 @@ function signalled(): Promise<void> {
   });
 }
 
-function demoConfig(pg: PgCluster, opts: DemoOptions): string {
-  const nodes = pg.info.nodes.map((n) => `      - { name: ${n.name}, host: ${n.host}, port: ${n.port} }`).join('\n');
+function demoConfig(pg: PgCluster, maria: MariaCluster | null, opts: DemoOptions): string {
+  const nodes = (list: { name: string; host?: string; port: number }[]) => list.map((n) => `      - { name: ${n.name}, host: 127.0.0.1, port: ${n.port} }`).join('\n');
+  const mysql = maria
+    ? `
+  - name: demo-mysql
+    protocol: mysql
+    listen: 127.0.0.1:${opts.mysqlPort}
+    nodes:
+${nodes(maria.info.nodes)}
+    roles: auto
+    users:
+      - { name: app, password: app }
+    routing:
+      # MariaDB lag is measured in transactions (GTID distance) and time.
+      max_replica_lag: { bytes: 1000, time: 1s }
+`
+    : '';
   return `# written by switchyard demo
 admin:
   listen: 127.0.0.1:${opts.adminPort}
@@ -107,11 +125,11 @@ clusters:
     protocol: postgres
     listen: 127.0.0.1:${opts.port}
     nodes:
-${nodes}
+${nodes(pg.info.nodes)}
     roles: auto
     users:
       - { name: app, password: app }
     routing:
       max_replica_lag: { bytes: 16MB, time: 1s }
-`;
+${mysql}`;
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import pg from 'pg';
+import mysql from 'mysql2/promise';
 import { freeTcpPort } from '../support/proxy.js';
 
 /** `switchyard demo` from the built CLI: it serves, and Ctrl-C leaves nothing running. */
@@ -9,7 +10,8 @@ describe('switchyard demo', () => {
   it('starts a cluster and the proxy, serves a query, and stops everything on SIGINT', async () => {
     const port = await freeTcpPort();
     const adminPort = await freeTcpPort();
-    const child = spawn(process.execPath, ['dist/cli.js', 'demo', '--port', String(port), '--admin-port', String(adminPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const mysqlPort = await freeTcpPort();
+    const child = spawn(process.execPath, ['dist/cli.js', 'demo', '--port', String(port), '--mysql-port', String(mysqlPort), '--admin-port', String(adminPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', () => undefined);
@@ -26,6 +28,14 @@ describe('switchyard demo', () => {
       const r = await client.query('/* route=primary */ SELECT count(*)::int AS n FROM demo_t');
       expect(r.rows).toEqual([{ n: 1 }]);
       await client.end();
+      // MariaDB is installed here (CI installs it): the demo proxies it too.
+      expect(out).toContain(`mariadb -h 127.0.0.1 -P ${mysqlPort} -u app -papp app`);
+      const my = await mysql.createConnection({ host: '127.0.0.1', port: mysqlPort, user: 'app', password: 'app', database: 'app' });
+      await my.query('CREATE TABLE demo_m (i int)');
+      await my.query('INSERT INTO demo_m VALUES (1)');
+      const [rows] = await my.query('/* route=primary */ SELECT count(*) AS n FROM demo_m');
+      expect(rows).toEqual([{ n: 1 }]);
+      await my.end();
       const health = await fetch(`http://127.0.0.1:${adminPort}/healthz`);
       expect(health.status).toBe(200);
     } finally {

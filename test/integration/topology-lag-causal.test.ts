@@ -135,7 +135,10 @@ describe('lag budget (max_replica_lag)', () => {
         return n.lagSeconds !== null && n.lagSeconds * 1000 > budgetMs;
       }, 10_000);
       console.log(`lag: replica marked over budget ${outAfter}ms after replay paused (budget ${budgetMs}ms, interval ${interval}ms)`);
-      expect(outAfter).toBeLessThanOrEqual(budgetMs + 2 * interval + 50);
+      // Two intervals, plus 150 ms for the probe round itself: the round that sees the crossing
+      // queries three servers, and this process (proxy and test) shares 2 cores with them and
+      // the other test files (762 ms against a 750 ms bound was seen once under that load).
+      expect(outAfter).toBeLessThanOrEqual(budgetMs + 2 * interval + 150);
       // 2. From then on, checked at the backends: no reads reach it.
       await new Promise((r) => setTimeout(r, Math.max(0, pausedAt + budgetMs + 2 * interval - Date.now())));
       await resetStatementStats(info);
