@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { findBinary, freePort, isAlive, run, sleep, spawnServer, terminate, until } from './proc.js';
+import { findBinary, freePort, isAlive, run, sleep, spawnServer, terminate, until, withMachineLock } from './proc.js';
 
 /**
  * A real MariaDB cluster on 127.0.0.1: a primary (my0) and N GTID replicas
@@ -202,7 +202,12 @@ export class MariaCluster {
 
   private async install(node: MariaNodeInfo): Promise<void> {
     const installDb = findBinary('mariadb-install-db', ['/usr/bin', '/usr/local/bin']);
-    await run(installDb, [`--defaults-file=${node.cnf}`, '--auth-root-authentication-method=socket', '--skip-test-db', '--user=root']);
+    // One mariadb-install-db at a time on the whole machine, not only in this process: test
+    // files that start their own cluster run in parallel workers, and two bootstraps side by
+    // side fail ("Command failed", nothing on stderr).
+    await withMachineLock(join(tmpdir(), 'switchyard-mariadb-install.lock'), () =>
+      run(installDb, [`--defaults-file=${node.cnf}`, '--auth-root-authentication-method=socket', '--skip-test-db', '--user=root']),
+    );
   }
 
   private async startServer(node: MariaNodeInfo): Promise<void> {

@@ -1,5 +1,5 @@
 import { execFile, spawn, type SpawnOptions } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { promisify } from 'node:util';
 
@@ -119,5 +119,35 @@ export async function terminate(pid: number, graceMs = 5000): Promise<void> {
       /* already gone */
     }
     while (isAlive(pid)) await sleep(20);
+  }
+}
+
+/**
+ * Runs `fn` while holding a lock shared by every process of the machine (a
+ * directory made with mkdir, which is atomic). A lock older than `staleMs` is
+ * taken over: its holder died. Used where two processes must not run a tool
+ * side by side (mariadb-install-db bootstraps fail when they do).
+ */
+export async function withMachineLock<T>(path: string, fn: () => Promise<T>, staleMs = 120_000, waitMs = 300_000): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      mkdirSync(path);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      try {
+        if (Date.now() - statSync(path).mtimeMs > staleMs) rmSync(path, { recursive: true, force: true });
+      } catch {
+        // removed meanwhile by its holder: try again
+      }
+      if (Date.now() > deadline) throw new Error(`lock ${path} not free within ${waitMs}ms`);
+      await sleep(100 + Math.floor(Math.random() * 100));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(path, { recursive: true, force: true });
   }
 }
