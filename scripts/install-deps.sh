@@ -23,6 +23,8 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 command -v sysbench >/dev/null 2>&1 || need_pkgs+=(sysbench)
 # pgjdbc for the JDBC driver tests (run as `java File.java`, which needs a JDK).
 [ -f /usr/share/java/postgresql.jar ] || need_pkgs+=(libpostgresql-jdbc-java)
+# MariaDB Connector/J for the MySQL JDBC test (test/integration/mysql-connectorj.test.ts).
+[ -f /usr/share/java/mariadb-java-client.jar ] || need_pkgs+=(libmariadb-java)
 command -v javac >/dev/null 2>&1 || need_pkgs+=(default-jdk-headless)
 # Prometheus (and promtool) for the scrape and alert-rule tests; Chromium for the stats page test.
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)

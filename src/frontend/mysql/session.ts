@@ -16,6 +16,7 @@ import { ClientSink } from './sink.js';
 import { PreparedStatements } from './prepared.js';
 import { killOnNode } from './kill.js';
 import { handleCommand } from './commands.js';
+import { idleSweeper, type IdleHandle, type IdleWatched } from '../idle-timer.js';
 
 export interface MysqlIdentity {
   connectionId: number;
@@ -48,7 +49,7 @@ const MAX_QUEUED = 256;
  * write or warnings until the next command (LAST_INSERT_ID(), ROW_COUNT(),
  * SHOW WARNINGS read what the previous statement left); otherwise it goes back.
  */
-export class MysqlSession implements MysqlKillable {
+export class MysqlSession implements MysqlKillable, IdleWatched {
   private readonly queue: MysqlPacket[] = [];
   private busy = false;
   private closed = false;
@@ -70,6 +71,8 @@ export class MysqlSession implements MysqlKillable {
   readonly prepared: PreparedStatements;
   /** pool.mode: session: connections kept for the whole session, by route. */
   private readonly kept = new Map<'primary' | 'replica', Held>();
+  /** limits.client_idle_timeout (src/frontend/idle-timer.ts). */
+  private readonly idle: IdleHandle;
 
   constructor(
     readonly socket: net.Socket,
@@ -81,6 +84,7 @@ export class MysqlSession implements MysqlKillable {
     this.state = new MysqlSessionState(id.database);
     this.prepared = new PreparedStatements(this);
     runtime.attach(id.connectionId, this);
+    this.idle = idleSweeper.watch(this);
     socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
     socket.on('drain', () => {
       const conn = this.paused;
@@ -93,13 +97,32 @@ export class MysqlSession implements MysqlKillable {
 
   // ---- client side -------------------------------------------------------
 
+  // ---- limits.client_idle_timeout (IdleWatched) --------------------------
+
+  timeoutMs(): number {
+    return this.runtime.limits.client_idle_timeout;
+  }
+
+  /** Nothing queued or running, and no LOCAL INFILE upload in progress. */
+  isIdle(): boolean {
+    return !this.busy && this.queue.length === 0 && this.infile === null && this.intercept === null;
+  }
+
+  /** Unsolicited ERR 1159 (sequence id 0, as a server's timeout message), then the usual client-gone cleanup. */
+  expire(idleMs: number): void {
+    this.log.info({ idleMs }, 'closing idle client session');
+    this.fatal(new SwitchyardError(ErrorCodes.CLIENT_IDLE_TIMEOUT, `Got timeout reading communication packets: client_idle_timeout, idle for ${idleMs}ms`), 0);
+  }
+
   private onClientData(chunk: Buffer): void {
     if (this.closed) return;
+    this.idle.touch();
     let packets: MysqlPacket[];
     try {
       packets = this.reader.push(chunk);
     } catch (e) {
-      return this.fatal(e, 0);
+      // The answer to the broken command packet (sequence id 0): 1, where a client expects it.
+      return this.fatal(e, 1);
     }
     for (const p of packets) {
       if (this.intercept) {
@@ -125,8 +148,12 @@ export class MysqlSession implements MysqlKillable {
     if (this.busy || this.closed || this.queue.length === 0) return;
     const p = this.queue.shift()!;
     if (this.queue.length <= MAX_QUEUED / 2 && this.socket.isPaused()) this.socket.resume();
-    this.busy = true;
     const seq = (p.lastSeq + 1) & 0xff;
+    // Every command starts at sequence id 0. Forwarded as it is, a wrong one makes the backend
+    // answer "Got packets out of order" and drop a pooled connection: refuse it here, as a server
+    // would (ERR, close), after the answers to the commands before it.
+    if (p.seq !== 0) return this.fatal(new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, `Got packets out of order: a command with sequence id ${p.seq}`), seq);
+    this.busy = true;
     const sink = new ClientSink(this);
     handleCommand(this, p, seq, sink)
       .catch((e: unknown) => {
@@ -137,6 +164,7 @@ export class MysqlSession implements MysqlKillable {
       })
       .finally(() => {
         this.busy = false;
+        this.idle.touch();
         this.pump();
       });
   }
@@ -398,6 +426,7 @@ export class MysqlSession implements MysqlKillable {
   onClientClosed(): void {
     if (this.closed) return;
     this.closed = true;
+    this.idle.stop();
     this.runtime.unregister(this.id.connectionId);
     this.runtime.clientConnections--;
     if (this.pinned) this.runtime.pinnedSessions--;
