@@ -46,6 +46,11 @@ describe.skipIf(missing !== null)('discovery.patroni with a real Patroni cluster
     const c = await appClient(cluster, leader, cluster.database);
     await c.query('CREATE TABLE patroni_probe (id bigint primary key, at_port int)');
     await c.end();
+    // Replication is asynchronous: reads through the proxy (new sessions, so no causal
+    // tracking) must not reach a replica that has not replayed the table yet (seen in CI).
+    for (const n of cluster.nodes) {
+      await waitFor(`${n.name} has replayed patroni_probe`, async () => (await cluster.query<{ ok: boolean }>(n.name, "SELECT to_regclass('patroni_probe') IS NOT NULL AS ok", cluster.database))[0]?.ok === true);
+    }
     const urls = cluster.nodes.map((n) => `"http://127.0.0.1:${n.apiPort}"`).join(', ');
     proxy = await startProxy({
       nodes: cluster.nodes,
