@@ -15,6 +15,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PgCluster } from '../src/devcluster/pg.js';
+import { freePort } from '../src/devcluster/proc.js';
 import { MariaCluster } from '../src/devcluster/mariadb.js';
 import { renderResults, type BenchResult, type SuiteResults } from './report.js';
 import { runMemoryBench } from './memory.js';
@@ -47,13 +48,6 @@ function parseDuration(s: string): number {
 
 // ---------------------------------------------------------------- helpers
 function sleep(ms: number) { return new Promise((r) => setTimeout(r, ms)); }
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
-  });
-}
 async function waitPort(port: number, timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {

@@ -1,5 +1,5 @@
 import { execFile, spawn, type SpawnOptions } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { promisify } from 'node:util';
 
@@ -54,24 +54,45 @@ export function findBinary(name: string, dirs: string[]): string {
   throw new Error(`${name} not found (looked in ${dirs.join(', ')} and PATH): install Debian's server packages (scripts/install-deps.sh)`);
 }
 
-/** Free TCP ports on 127.0.0.1, never the same one twice in this process. */
+/**
+ * Free TCP ports on 127.0.0.1, never the same one twice in this process.
+ *
+ * Picked below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 on
+ * Debian), not by binding port 0: a port from that range is free only until some client's
+ * outgoing connection takes it as its source port, and then a server restarted on it (a chaos
+ * test's `pg_ctl start` after kill -9) fails with "Address already in use". Seen in CI.
+ */
 const handedOut = new Set<number>();
+const PORT_LOW = 20_000;
+const PORT_HIGH = ephemeralLow() - 1;
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > PORT_LOW + 1000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
 export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (!handedOut.has(port)) {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW + 1));
+    if (handedOut.has(port)) continue;
+    if (await canBind(port)) {
       handedOut.add(port);
       return port;
     }
   }
-  throw new Error('no free port found');
+  throw new Error(`no free port found in ${PORT_LOW}-${PORT_HIGH}`);
 }
 
 export function sleep(ms: number): Promise<void> {

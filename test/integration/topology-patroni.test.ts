@@ -188,7 +188,8 @@ describe.skipIf(missing !== null)('discovery.patroni with a real Patroni cluster
     await readThroughProxy('rejoined_read', 100);
     const c = new pg.Client({ connectionString: proxy.url(cluster.database) });
     await c.connect();
-    for (let i = 0; i < 20; i++) await c.query('INSERT INTO patroni_probe (id, at_port) VALUES ($1, inet_server_port()) /* rejoined */', [5000 + i]);
+    // Negative ids: the switchover test's writer counts up from 1000 with no upper bound.
+    for (let i = 1; i <= 20; i++) await c.query('INSERT INTO patroni_probe (id, at_port) VALUES ($1, inet_server_port()) /* rejoined */', [-i]);
     await c.end();
     expect(await nodeStatementCalls(cluster, 'rejoined_read')).toEqual({ pa0: 100, pa1: 0, pa2: 0 });
     expect(await nodeStatementCalls(cluster, 'INSERT INTO patroni_probe')).toEqual({ pa0: 0, pa1: 20, pa2: 0 });
@@ -203,7 +204,7 @@ describe.skipIf(missing !== null)('discovery.patroni with a real Patroni cluster
       await resetStatementStats(cluster);
       const c = new pg.Client({ connectionString: proxy.url(cluster.database) });
       await c.connect();
-      for (let i = 0; i < 10; i++) await c.query('INSERT INTO patroni_probe (id, at_port) VALUES ($1, inet_server_port()) /* unreachable */', [6000 + i]);
+      for (let i = 0; i < 10; i++) await c.query('INSERT INTO patroni_probe (id, at_port) VALUES ($1, inet_server_port()) /* unreachable */', [-100 - i]);
       await c.end();
       await readThroughProxy('unreachable_read', 50);
       expect(await nodeStatementCalls(cluster, 'INSERT INTO patroni_probe')).toEqual({ pa0: 0, pa1: 10, pa2: 0 });

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { App } from '../../src/app.js';
+import { freePort } from '../../src/devcluster/proc.js';
 
 export interface ClusterNodeInfo {
   name: string;
@@ -11,17 +11,8 @@ export interface ClusterNodeInfo {
   port: number;
 }
 
-/** Picks a free TCP port on 127.0.0.1 (bind port 0, read it, close). */
-export async function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** A free TCP port on 127.0.0.1, outside the ephemeral range (see src/devcluster/proc.ts). */
+export const freeTcpPort = freePort;
 
 export interface ProxyOptions {
   protocol?: 'postgres' | 'mysql';
