@@ -149,4 +149,43 @@ describe('failover following', () => {
     // Reads still work (from the primary fallback or a replica: there is none left, so they fail clearly or succeed).
     await c.end();
   }, 30_000);
+
+  it('no primary: a write waits failover.write_hold, then fails clearly; reads keep going to the replica', async () => {
+    const info = cluster.info;
+    const pg0 = info.nodes.find((n) => n.name === 'pg0')!;
+    // pg1 and pg2 are both writable after the split-brain test; pg0 is pg1's standby and stays read-only.
+    // Without pg2, pg1 is the one primary; then pg1 stops too. pg0 may not have caught up with pg1
+    // after the earlier tests' promotions (it lagged ~0.8MB here), so the lag budget is opened wide:
+    // this test is about routing without a primary, the lag budget has its own tests.
+    await cluster.stop('pg2');
+    const hold = await startProxy({ nodes: info.nodes.filter((n) => n.name !== 'pg2'), user: info.users.app, clusterYaml: '    failover:\n      write_hold: 1500ms\n    routing:\n      max_replica_lag: { bytes: 1GB, time: 1h }\n' });
+    try {
+      await cluster.stop('pg1');
+      const snap = () => (hold.app as unknown as { clusters: Map<string, { runtime: { snapshot(): TopologySnapshot } }> }).clusters.get('main')!.runtime.snapshot();
+      const t0 = Date.now();
+      while (!(snap().primary === null && !snap().splitBrain && snap().nodes.some((n) => n.name === 'pg0' && n.up && n.role === 'replica'))) {
+        if (Date.now() - t0 > 15_000) throw new Error(`no "no primary" snapshot: ${JSON.stringify(snap())}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const c = new pg.Client({ connectionString: hold.url(info.database) });
+      c.on('error', () => undefined);
+      await c.connect();
+      const tw = performance.now();
+      const err = await c.query('INSERT INTO failover_probe (id) VALUES (-2)').then(() => null, (e: Error & { code?: string }) => e);
+      const waited = performance.now() - tw;
+      console.log(`no primary: the write failed after ${Math.round(waited)}ms: ${err?.message}`);
+      expect(err?.code).toBe('57P03');
+      expect(err?.message).toMatch(/no primary.*after waiting 1500ms.*failover\.write_hold/);
+      expect(waited).toBeGreaterThanOrEqual(1400);
+      expect(waited).toBeLessThan(10_000);
+      // The session is still usable, and autocommit reads go to the replica that is left.
+      for (let i = 0; i < 20; i++) {
+        const r = await c.query<{ port: number }>('SELECT inet_server_port() AS port');
+        expect(r.rows[0]!.port).toBe(pg0.port);
+      }
+      await c.end();
+    } finally {
+      await hold.stop();
+    }
+  }, 60_000);
 });

@@ -44,7 +44,11 @@ export async function decideRoute(runtime: RoutingRuntime, statement: Classifica
   if (now !== 'wait') return now;
   await runtime.topology.waitFor((s) => s.primary !== null || s.splitBrain, runtime.config.failover.write_hold);
   const decision = runtime.router.route(routingInput(runtime, statement, listener, session));
-  if (!decision.ok) throw new SwitchyardError(decision.error, decision.message);
+  if (!decision.ok) {
+    // Say that it waited, so "no primary" after a pause is not read as a routing bug.
+    const waited = decision.error === ErrorCodes.NO_PRIMARY ? ` after waiting ${runtime.config.failover.write_hold}ms for one (failover.write_hold)` : '';
+    throw new SwitchyardError(decision.error, decision.message + waited);
+  }
   session.causal?.begin(decision.target === 'primary' && statement.class === 'write');
   return { node: decision.node, target: decision.target, reason: decision.reason };
 }
