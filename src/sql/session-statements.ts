@@ -1,7 +1,7 @@
 import type { Reader, StatementResult } from './reader.js';
 import { unquoteString } from './reader.js';
 import { rest } from './statement.js';
-import { Tok } from './tokenizer.js';
+import { Tok, identifierName } from './tokenizer.js';
 import { done, readModes } from './transaction-statements.js';
 import type { SessionEffect, TransactionInfo } from './types.js';
 
@@ -38,7 +38,7 @@ export function readSessionStatement(r: Reader, first: string): StatementResult 
     case 'deallocate':
       r.step();
       r.accept('prepare');
-      return rest(r, 'write', 'session', { kind: 'sql_deallocate', name: r.accept('all') ? 'all' : r.name() });
+      return rest(r, 'write', 'session', { kind: 'sql_deallocate', name: r.accept('all') ? 'all' : statementName(r) });
     case 'listen':
       return rest(r, 'write', 'session', { kind: 'listen' });
     case 'unlisten':
@@ -47,6 +47,18 @@ export function readSessionStatement(r: Reader, first: string): StatementResult 
       return rest(r, 'write', 'session', { kind: 'unlock_tables' });
   }
   return null;
+}
+
+/**
+ * The name of a prepared statement as the server would look it up: PostgreSQL
+ * keeps the case of a quoted identifier (`DEALLOCATE "S_1"` names `S_1`, the
+ * name a driver may have given a protocol-level statement); MySQL's names are
+ * case-insensitive, so they stay folded.
+ */
+function statementName(r: Reader): string {
+  const lx = r.lx;
+  if (r.ctx.dialect === 'postgres' && lx.kind === Tok.QIDENT) return identifierName(lx.src, lx.kind, lx.start, lx.end, false);
+  return r.name();
 }
 
 /** A possibly dotted setting name (`work_mem`, `myapp.user_id`), lower case; TIME ZONE is `timezone`. */

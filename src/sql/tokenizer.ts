@@ -387,12 +387,13 @@ export function wordStartsWith(src: string, start: number, end: number, prefix: 
   return wordEquals(src, start, start + prefix.length, prefix);
 }
 
-/** The identifier a WORD or QIDENT token names, lower-cased (quotes removed, doubled quotes undone). */
-export function identifierName(src: string, kind: TokKind, start: number, end: number): string {
+/** The identifier a WORD or QIDENT token names, lower-cased (a QIDENT's case is kept with `fold` false; quotes removed, doubled quotes undone). */
+export function identifierName(src: string, kind: TokKind, start: number, end: number, fold = true): string {
   if (kind === Tok.QIDENT) {
     const open = src.charCodeAt(start) === 85 || src.charCodeAt(start) === 117 ? start + 2 : start; // U&"..."
     const quote = src[open] ?? '"';
-    return src.slice(open + 1, end - 1).split(quote + quote).join(quote).toLowerCase();
+    const name = src.slice(open + 1, end - 1).split(quote + quote).join(quote);
+    return fold ? name.toLowerCase() : name;
   }
   return src.slice(start, end).toLowerCase();
 }

@@ -59,14 +59,19 @@ export function touchPrepared(state: ConnState, name: string, capacity: number):
   return evict;
 }
 
-/** Session effects that cannot be replayed on another connection: the session stays on one. */
+/**
+ * Session effects that cannot be replayed on another connection: the session stays on one.
+ * Not `sql_deallocate`: DEALLOCATE of a client's protocol-level statement is answered by the
+ * session itself (it only forgets the client's name), and one of an SQL-level PREPAREd
+ * statement runs on the connection the PREPARE already pinned; pinning for it would keep
+ * a session (Rails' adapter DEALLOCATEs its statements) on one connection for nothing.
+ */
 const PINNING = new Set<SessionEffect['kind']>([
   'temp_table',
   'listen',
   'advisory_lock',
   'sql_prepare',
   'sql_execute',
-  'sql_deallocate',
   'set_role',
   'set_session_authorization',
   'load',
@@ -98,6 +103,20 @@ export function effectVerdict(c: Classification, inTransaction: boolean): Effect
     }
   }
   return verdict;
+}
+
+/**
+ * The class a new batch is routed by. A read whose session effect pins (a `WITH HOLD`
+ * cursor, SQL-level `PREPARE` of a SELECT) goes to the primary on the read/write
+ * listener: a session is only pinned to a primary connection there, and on a replica the
+ * pin would be refused and the connection released, so the FETCH or EXECUTE that follows
+ * would find nothing. On the read-only listener it stays a read, and the session is pinned
+ * to the replica connection that has the state.
+ */
+export function routingClass(c: Classification, listener: 'rw' | 'ro', txStatus: 'I' | 'T' | 'E'): Classification {
+  if (c.class !== 'read' || listener !== 'rw' || c.session === undefined) return c;
+  if (effectVerdict(c, txStatus !== 'I' || c.transaction !== undefined) !== 'pin') return c;
+  return { ...c, class: 'write' };
 }
 
 /** The SET/RESET settings of one session, in the order they were made. */

@@ -10,7 +10,7 @@ import { decideRoute, routeNow, type RoutedTo } from './route.js';
 import { causalOf } from '../causal.js';
 import { replicaEligibility } from '../../routing/eligibility.js';
 import { ResponseFilter } from './response-filter.js';
-import { SessionSettings, connState, effectVerdict, type ClientStatement } from './session-state.js';
+import { SessionSettings, connState, effectVerdict, routingClass, type ClientStatement } from './session-state.js';
 import { BatchTranslator, classifySegment } from './translate.js';
 import { idleSweeper, type IdleHandle, type IdleWatched } from '../idle-timer.js';
 
@@ -26,6 +26,7 @@ const P = 0x50; // Parse
 const B = 0x42; // Bind
 const S = 0x53; // Sync
 const H = 0x48; // Flush
+const E = 0x45; // Execute
 const F = 0x46; // FunctionCall
 const X = 0x58; // Terminate
 const COPY_DATA = 0x64; // 'd'
@@ -83,6 +84,13 @@ export class PgSession implements PgBackendOwner, IdleWatched {
   private translator: BatchTranslator | null = null;
   /** Messages of the current batch are being forwarded (no Sync/Query yet). */
   private batchOpen = false;
+  /**
+   * The last message forwarded in the open batch was a Flush: the next messages start a
+   * new segment of the same batch, whose session effects are classified when it arrives.
+   */
+  private afterFlush = false;
+  /** A segment after a Flush was refused (see refuseRestOfBatch): drop messages, forward the Sync. */
+  private skipToSync = false;
   /** Query/Sync/FunctionCall messages forwarded and not yet answered by ReadyForQuery. */
   private pendingSyncs = 0;
   private copyIn = false;
@@ -255,6 +263,13 @@ export class PgSession implements PgBackendOwner, IdleWatched {
           this.shift();
           continue;
         }
+        if (this.skipToSync) {
+          if (type !== S) {
+            this.shift();
+            continue;
+          }
+          this.skipToSync = false; // the Sync goes to the server: it ends the batch there
+        }
         if (!this.batchOpen) {
           // A new batch waits for the previous one's ReadyForQuery, so answers stay in order.
           if (this.pendingSyncs > 0 || this.copyIn) return;
@@ -270,14 +285,36 @@ export class PgSession implements PgBackendOwner, IdleWatched {
             this.lostTransaction = null;
             continue;
           }
-          const classification = classifySegment(this, segment, this.runtime.classifier, segment.length === this.queue.length && !endsSegment(segment[segment.length - 1]!.type));
+          const last = segment[segment.length - 1]!.type;
+          // A segment that ends at a Flush is not the whole batch: what follows, up to the Sync,
+          // runs in the same implicit transaction on the same connection (see flushRoutesAsUnsure).
+          const incomplete = (segment.length === this.queue.length && !endsSegment(last)) || (last === H && this.id.listener === 'rw' && segment.some((f) => f.type === E));
+          const classification = classifySegment(this, segment, this.runtime.classifier, incomplete);
+          if (type === Q && this.answerDeallocate(classification)) {
+            this.shift();
+            continue;
+          }
           if (!this.backend) {
-            if (this.startBatch(segment, classification)) continue; // failed at once: next batch
+            if (this.startBatch(segment, routingClass(classification, this.id.listener, this.txStatus))) continue; // failed at once: next batch
             return; // forwarded (and pumped) synchronously, or resumes from the acquire callback
           }
           this.openBatch(classification);
           this.runtime.counters.decision(classification.class, this.pinned ? 'pinned' : 'transaction');
           this.runtime.counters.query(this.backend.node, this.backendRoute);
+        } else if (this.afterFlush) {
+          // The next segment of a batch already under way (after a Flush): it runs where the
+          // batch runs; only its session effects (settings to record, state that pins) count.
+          const segment = this.segmentAtHead();
+          if (segment === null) return; // wait for the rest of the segment
+          this.afterFlush = false;
+          const last = segment[segment.length - 1]!.type;
+          // Outside a transaction block, portals live until the Sync: one that is executed here was bound earlier in this batch.
+          const c = classifySegment(this, segment, this.runtime.classifier, segment.length === this.queue.length && !endsSegment(last), this.txStatus === 'I');
+          if (this.backendRoute === 'replica' && this.id.listener === 'rw' && this.txStatus === 'I' && routingClass(c, 'rw', this.txStatus).class !== 'read') {
+            this.refuseRestOfBatch();
+            continue;
+          }
+          this.noteEffects(c);
         }
         this.forward(frame);
       }
@@ -335,6 +372,9 @@ export class PgSession implements PgBackendOwner, IdleWatched {
     if (type === Q || type === S || type === F) {
       this.pendingSyncs++;
       this.batchOpen = false;
+      this.afterFlush = false;
+    } else if (type === H) {
+      this.afterFlush = this.batchOpen;
     }
     const due = this.filter!.takeReadySynthetic();
     for (const d of due) this.socket.write(d);
@@ -343,11 +383,76 @@ export class PgSession implements PgBackendOwner, IdleWatched {
   /** Bookkeeping at the start of a batch on the held connection: effects, pinning. */
   private openBatch(c: Classification): void {
     this.batchOpen = true;
+    this.afterFlush = false;
     this.batchStartedAt = performance.now();
     this.batchClass = c.class;
+    this.noteEffects(c);
+  }
+
+  /**
+   * A segment after a Flush needs the primary (a write, or state that pins), but its batch
+   * runs on a replica: the first segment read or prepared a statement there and the client
+   * already has those answers, and everything up to Sync is one implicit transaction on one
+   * connection, so the rest cannot move. It fails as a write in a read-only transaction
+   * would (25006, at its place in the answers); the rest of the batch is dropped and its
+   * Sync forwarded, so the replica ends its implicit transaction and says ReadyForQuery.
+   * Only a first segment without an Execute can put a batch on a replica (see
+   * flushRoutesAsUnsure), e.g. a Parse of a SELECT, Flush, then a Parse of an INSERT.
+   */
+  private refuseRestOfBatch(): void {
+    const node = this.backend!.node;
+    const filter = this.filter!;
+    filter.synthesize(
+      'execute',
+      msg.errorResponse({
+        severity: 'ERROR',
+        code: '25006',
+        message: `switchyard: this statement needs the primary, but its batch already runs on replica ${node} (messages before a Flush went there, and everything up to Sync is one transaction)`,
+        hint: 'Send a Sync before a statement that writes.',
+      }),
+    );
+    filter.errorSinceReady = true;
+    this.pendingEffects = [];
+    this.skipToSync = true;
+    for (const d of filter.takeReadySynthetic()) this.socket.write(d);
+  }
+
+  /** The session effects of a batch, or of a segment of it after a Flush: pin, or record settings. */
+  private noteEffects(c: Classification): void {
     const verdict = effectVerdict(c, this.txStatus !== 'I' || c.transaction !== undefined);
     if (verdict === 'pin') this.pin();
     else if (verdict === 'record') this.pendingEffects.push(...(c.session ?? []));
+  }
+
+  /**
+   * SQL `DEALLOCATE name` (a Query by itself) where `name` is a protocol-level statement
+   * of this session: the server only knows it under its shared server name, and other
+   * sessions may use it there, so the session answers it as PostgreSQL would
+   * (CommandComplete, ReadyForQuery) and only forgets the client's name; the
+   * connections keep their cached statements. `DEALLOCATE ALL` likewise forgets every
+   * client name, unless the session is pinned: it may have SQL-level PREPAREd
+   * statements on its connection, so the server runs it (BatchTranslator then forgets
+   * that connection's cache too). Any other name goes to the server: an SQL-level
+   * statement lives on the connection its PREPARE pinned; an unknown name gets
+   * PostgreSQL's own 26000. In a failed transaction PostgreSQL refuses DEALLOCATE like
+   * any other command (25P02), and so does the session, without a round trip.
+   * Returns true when it answered.
+   */
+  private answerDeallocate(c: Classification): boolean {
+    const e = c.statements === 1 && c.session?.length === 1 ? c.session[0]! : null;
+    if (e?.kind !== 'sql_deallocate') return false;
+    if (this.txStatus === 'E') {
+      this.socket.write(msg.errorResponse({ severity: 'ERROR', code: '25P02', message: 'current transaction is aborted, commands ignored until end of transaction block' }));
+    } else if (e.name === 'all') {
+      if (this.pinned) return false;
+      this.namedStatements?.clear();
+      this.socket.write(msg.commandComplete('DEALLOCATE ALL'));
+    } else {
+      if (!this.namedStatements?.delete(e.name)) return false;
+      this.socket.write(msg.commandComplete('DEALLOCATE'));
+    }
+    this.socket.write(msg.readyForQuery(this.txStatus));
+    return true;
   }
 
   /**
@@ -626,6 +731,7 @@ export class PgSession implements PgBackendOwner, IdleWatched {
       this.sendError(err);
       this.socket.write(msg.readyForQuery('I'));
     }
+    this.skipToSync = false;
     if (this.batchOpen) {
       this.batchOpen = false;
       if (outstanding === 0) this.sendError(err);
@@ -777,6 +883,26 @@ function isFatalError(chunk: Buffer): boolean {
   }
   return false;
 }
+
+/*
+ * flushRoutesAsUnsure: in the extended protocol everything up to Sync is one implicit
+ * transaction on one connection, but a client may send a Flush in the middle and wait for
+ * the answers so far before it sends the rest (pg-cursor fetching rows, postgres.js
+ * describing a new statement, psycopg 3 pipelines). So the proxy cannot wait for the Sync
+ * to see the whole batch (such a client would wait forever), and what comes after the
+ * Flush cannot move to another node (it is the same transaction, and the answers so far
+ * already reached the client). The simple rule that stays correct:
+ *   - on the read/write listener, a first segment that ends at a Flush and executes
+ *     something (an Execute) is routed as unsure, i.e. to the primary, where whatever
+ *     follows can run; the cost is that reads fetched with Flush (cursors) use the primary;
+ *   - a first segment that only prepares or describes (Parse, Bind, Describe) is routed by
+ *     its own class: what follows is nearly always the Bind/Execute of that statement;
+ *   - later segments are classified for their session effects; one that needs the primary
+ *     while the batch runs on a replica fails with 25006 (PgSession.refuseRestOfBatch)
+ *     rather than be sent to the replica unclassified.
+ * On the read-only listener every segment is routed by its own class (a replica); a write
+ * after a Flush meets the replica's own 25006, as any write on that listener is refused.
+ */
 
 function endsSegment(type: number): boolean {
   return type === S || type === H || type === Q || type === F;

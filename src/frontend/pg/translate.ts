@@ -29,8 +29,9 @@ const UNSURE: Classification = { class: 'write', reason: 'unknown', statements: 
  * Hints, transaction control and the first statement's reason come from the
  * first statement; session effects from all of them, in order.
  * `incomplete` means more of the batch is still to come: unsure.
+ * `portalsOfBatch`: an Execute without a Bind runs a portal bound earlier in this batch.
  */
-export function classifySegment(owner: StatementOwner, frames: readonly PgFrame[], classifier: Classifier, incomplete: boolean): Classification {
+export function classifySegment(owner: StatementOwner, frames: readonly PgFrame[], classifier: Classifier, incomplete: boolean, portalsOfBatch = false): Classification {
   const local = new Map<string, Classification>();
   let unnamed = owner.unnamedClassification;
   let merged: Classification | null = null;
@@ -67,8 +68,10 @@ export function classifySegment(owner: StatementOwner, frames: readonly PgFrame[
         break;
       }
       case E:
-        // Executing a portal bound in an earlier batch (inside a transaction): unsure.
-        if (!frames.some((x) => x.type === B)) add(UNSURE);
+        // Executing a portal bound in an earlier batch (inside a transaction): unsure. With
+        // `portalsOfBatch` (a segment after a Flush, outside a transaction block) the portal can
+        // only have been bound earlier in the same batch, whose class already counted.
+        if (!portalsOfBatch && !frames.some((x) => x.type === B)) add(UNSURE);
         break;
       default:
         break; // Describe, Close, Sync, Flush carry no SQL of their own

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Classifier } from '../../../src/sql/index.js';
-import { SessionSettings, effectVerdict, touchPrepared, type ConnState } from '../../../src/frontend/pg/session-state.js';
+import { SessionSettings, effectVerdict, routingClass, touchPrepared, type ConnState } from '../../../src/frontend/pg/session-state.js';
 import { classifySegment } from '../../../src/frontend/pg/translate.js';
 import { msg, PgFrameReader } from '../../../src/protocol/pg/index.js';
 
@@ -25,9 +25,49 @@ describe('effectVerdict', () => {
     ['PREPARE p AS SELECT 1', false, 'pin'],
     ['DECLARE c CURSOR WITH HOLD FOR SELECT 1', false, 'pin'],
     ["LOAD 'auto_explain'", false, 'pin'],
+    ['EXECUTE p', false, 'pin'],
+    // The session answers DEALLOCATE of its protocol-level statements; an SQL-level one is already pinned.
+    ['DEALLOCATE s1', false, 'none'],
+    ['DEALLOCATE PREPARE s1', true, 'none'],
+    ['DEALLOCATE ALL', false, 'none'],
   ];
   it.each(rows)('%s (in transaction: %s) -> %s', (sql, inTx, want) => {
     expect(effectVerdict(classifier.classify(sql), inTx)).toBe(want);
+  });
+});
+
+describe('routingClass (read/write listener: a read whose effect pins goes to the primary)', () => {
+  const rows: [string, 'rw' | 'ro', 'I' | 'T', 'read' | 'write'][] = [
+    ['SELECT 1', 'rw', 'I', 'read'],
+    ['DECLARE c CURSOR WITH HOLD FOR SELECT 1', 'rw', 'I', 'write'],
+    ['DECLARE c CURSOR FOR SELECT 1', 'rw', 'T', 'read'],
+    ['PREPARE q AS SELECT 1', 'rw', 'I', 'write'],
+    ['PREPARE q AS SELECT 1', 'ro', 'I', 'read'],
+    ['DECLARE c CURSOR WITH HOLD FOR SELECT 1', 'ro', 'I', 'read'],
+    ["SELECT set_config('a.b', '1', false)", 'rw', 'I', 'write'],
+  ];
+  it.each(rows)('%s on %s (status %s) -> %s', (sql, listener, tx, want) => {
+    expect(routingClass(classifier.classify(sql), listener, tx).class).toBe(want);
+  });
+});
+
+describe('DEALLOCATE names', () => {
+  const rows: [string, string][] = [
+    ['DEALLOCATE s1', 's1'],
+    ['DEALLOCATE S1', 's1'],
+    ['DEALLOCATE "S_1"', 'S_1'],
+    ['DEALLOCATE PREPARE "a""b"', 'a"b'],
+    ['deallocate prepare a1;', 'a1'],
+    ['/* app */ DEALLOCATE ALL', 'all'],
+    ['DEALLOCATE PREPARE ALL', 'all'],
+  ];
+  it.each(rows)('%s -> %s', (sql, name) => {
+    const c = classifier.classify(sql);
+    expect(c.statements).toBe(1);
+    expect(c.session).toEqual([{ kind: 'sql_deallocate', name }]);
+  });
+  it('MySQL names stay folded (they are case-insensitive)', () => {
+    expect(new Classifier({ dialect: 'mysql' }).classify('DEALLOCATE PREPARE `S1`').session).toEqual([{ kind: 'sql_deallocate', name: 's1' }]);
   });
 });
 
@@ -74,6 +114,10 @@ describe('classifySegment', () => {
   ];
   it.each(rows)('%s', (_n, bufs, want) => {
     expect(classifySegment(owner(), frames(...bufs), classifier, false).class).toBe(want);
+  });
+  it('after a Flush, an Execute of a portal bound earlier in the batch adds nothing', () => {
+    expect(classifySegment(owner(), frames(msg.execute('', 10), msg.flush()), classifier, false, true)).toMatchObject({ class: 'read', reason: 'empty' });
+    expect(classifySegment(owner(), frames(msg.execute('', 10), msg.flush()), classifier, false).class).toBe('write');
   });
   it('an incomplete batch is unsure', () => {
     expect(classifySegment(owner(), frames(msg.parse('', 'SELECT 1')), classifier, true).class).toBe('write');

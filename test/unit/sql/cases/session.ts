@@ -37,6 +37,8 @@ export const sessionCases: CaseRow[] = [
   [P, 'EXECUTE q1(1)', 'write', 'session'],
   [P, 'DEALLOCATE q1', 'write', 'session'],
   [P, 'DEALLOCATE PREPARE ALL', 'write', 'session'],
+  [P, 'DEALLOCATE "S_1"', 'write', 'session'],
+  [P, 'DEALLOCATE PREPARE q1', 'write', 'session'],
   [P, 'LISTEN chan', 'write', 'session'],
   [P, 'UNLISTEN *', 'write', 'session'],
   [P, "LOAD 'auto_explain'", 'write', 'session'],
