@@ -341,6 +341,7 @@ export class Reader {
       if (fns.hasHashedWord(this.prevHash, s, a, b)) {
         st.writeFunction = true;
         if (isSessionLockFunction(this.ctx.dialect, s, a, b)) st.effect({ kind: 'advisory_lock' });
+        else if (this.ctx.dialect === 'postgres' && wordEquals(s, a, b, 'set_config') && !isLocalSetConfig(s, this.lx.end)) st.effect({ kind: 'session_config' });
       }
     } else if (this.prevKind === Tok.QIDENT) {
       const name = identifierName(s, this.prevKind, this.prevStart, this.prevEnd);
@@ -350,6 +351,22 @@ export class Reader {
       }
     }
   }
+}
+
+/**
+ * Is the set_config( call whose `(` ends at `from` clearly transaction-local: a flat argument
+ * list whose last argument is the literal `true`? Anything else (false, a parameter, an
+ * expression, nested parentheses) counts as a session-level setting: the session layer
+ * cannot replay it, so the session is pinned rather than the setting left on a pooled
+ * connection for the next client.
+ */
+export function isLocalSetConfig(src: string, from: number): boolean {
+  const close = src.indexOf(')', from);
+  if (close < 0) return false;
+  const args = src.slice(from, close);
+  if (args.includes('(')) return false;
+  const last = args.slice(args.lastIndexOf(',') + 1).trim().toLowerCase();
+  return last === 'true';
 }
 
 /** The value of a simple quoted string token ('..', "..", E'..'), quotes removed, doubled quotes undone. */

@@ -60,6 +60,8 @@ export type SessionEffect =
   | { kind: 'lock_tables' }
   | { kind: 'unlock_tables' }
   | { kind: 'advisory_lock' }
+  /** PostgreSQL set_config(name, value, is_local) not known to be local: a setting the session layer cannot replay. */
+  | { kind: 'session_config' }
   | { kind: 'user_variable' }
   | { kind: 'calc_found_rows' }
   | { kind: 'last_insert_id' };

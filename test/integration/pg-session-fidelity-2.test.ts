@@ -224,6 +224,47 @@ describe('SQL DEALLOCATE of protocol-level statements', () => {
   });
 });
 
+describe('set_config() at session level', () => {
+  it('pins the session, and the setting never reaches another client through the pool', async () => {
+    const before = pinned();
+    const a = client();
+    await a.connect();
+    await a.query("SELECT set_config('application_name', 'fid2_leak_probe', false)");
+    expect(pinned()).toBe(before + 1);
+    // The pinning session keeps its setting on every statement, reads and writes alike.
+    for (let i = 0; i < 5; i++) {
+      expect((await a.query('SHOW application_name')).rows[0].application_name).toBe('fid2_leak_probe');
+      await a.query('INSERT INTO fid2_t (v) VALUES (1)');
+    }
+    // Other clients, many statements each so they go through many pooled connections: never see it.
+    const others = Array.from({ length: 6 }, () => client());
+    await Promise.all(others.map((o) => o.connect()));
+    for (let i = 0; i < 10; i++) {
+      for (const o of others) {
+        const r = await o.query("SELECT current_setting('application_name') AS a");
+        expect(r.rows[0].a).not.toBe('fid2_leak_probe');
+        await o.query('INSERT INTO fid2_t (v) VALUES (2)');
+        expect((await o.query("SELECT current_setting('application_name') AS a")).rows[0].a).not.toBe('fid2_leak_probe');
+      }
+    }
+    await Promise.all(others.map((o) => o.end()));
+    await a.end();
+  });
+
+  it('set_config(..., true) inside a transaction does not pin', async () => {
+    const before = pinned();
+    const c = client();
+    await c.connect();
+    await c.query('BEGIN');
+    const r = await c.query("SELECT set_config('application_name', 'fid2_local', true) AS v");
+    expect(r.rows[0].v).toBe('fid2_local');
+    await c.query('COMMIT');
+    expect(pinned()).toBe(before);
+    expect((await c.query('SHOW application_name')).rows[0].application_name).not.toBe('fid2_local');
+    await c.end();
+  });
+});
+
 describe('reads whose session effect pins run on the primary', () => {
   it('a WITH HOLD cursor declared outside a transaction, then FETCHed', async () => {
     const before = pinned();

@@ -70,6 +70,7 @@ const PINNING = new Set<SessionEffect['kind']>([
   'temp_table',
   'listen',
   'advisory_lock',
+  'session_config',
   'sql_prepare',
   'sql_execute',
   'set_role',

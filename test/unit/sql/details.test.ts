@@ -59,6 +59,9 @@ describe('session effects', () => {
     ["LOAD 'plugin'", pg, [{ kind: 'load' }]],
     ['SELECT pg_advisory_lock(1)', pg, [{ kind: 'advisory_lock' }]],
     ['SELECT pg_try_advisory_lock_shared(1)', pg, [{ kind: 'advisory_lock' }]],
+    ["SELECT set_config('search_path', 'x', false)", pg, [{ kind: 'session_config' }]],
+    ["SELECT set_config('search_path', $1, $2)", pg, [{ kind: 'session_config' }]],
+    ["SELECT set_config('a.b', lower('X'), true)", pg, [{ kind: 'session_config' }]],
     ['SET @a = 1, sql_mode = \'\', autocommit = 0', my, [
       { kind: 'user_variable' }, { kind: 'set', name: 'sql_mode', local: false, value: "''" }, { kind: 'autocommit', on: false }]],
     ['SET autocommit = 1', my, [{ kind: 'autocommit', on: true }]],
@@ -82,6 +85,14 @@ describe('session effects', () => {
     const c = classify('SELECT pg_advisory_xact_lock(1)', pg);
     expect(c.class).toBe('write');
     expect(c.session).toBeUndefined();
+  });
+
+  it('set_config(..., true) is transaction-local: a write, but no session effect', () => {
+    for (const sql of ["SELECT set_config('request.jwt', 'x,true', TRUE)", "SELECT set_config('request.jwt', '{}', true)"]) {
+      const c = classify(sql, pg);
+      expect(c.class).toBe('write');
+      expect(c.session).toBeUndefined();
+    }
   });
 
   it('has no session effects for plain statements', () => {
