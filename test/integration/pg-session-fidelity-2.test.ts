@@ -441,3 +441,66 @@ describe('a Flush inside an extended batch', () => {
     }
   });
 });
+
+describe('per-connection statement cache and ParameterStatus', () => {
+  let small: RunningProxy;
+  beforeAll(async () => {
+    // One backend connection per node and a cache of 3 statements: 8 named statements must evict.
+    small = await startProxy({ nodes: info.nodes, user: app, clusterYaml: '    pool:\n      size: 1\n      prepared_statements: 3\n    routing:\n      consistency: eventual\n' });
+  });
+  afterAll(async () => {
+    await small?.stop();
+  });
+
+  it('8 named statements through a cache of 3: all answer right, and no connection holds more than 3', async () => {
+    const c = client(small.port);
+    await c.connect();
+    for (let round = 0; round < 3; round++) {
+      for (let i = 1; i <= 8; i++) {
+        if (i % 2 === 0) {
+          const r = await c.query({ name: `fid2_w${i}`, text: `INSERT INTO fid2_t (v) VALUES ($1) RETURNING v + ${i} AS x`, values: [round] });
+          expect(r.rows[0].x).toBe(round + i);
+        } else {
+          const r = await c.query({ name: `fid2_r${i}`, text: `SELECT $1::int + ${i} AS x, inet_server_port() AS port`, values: [round] });
+          expect(r.rows[0].x).toBe(round + i);
+        }
+      }
+    }
+    // Each node has one pooled connection, so this read and write see the connections that ran the above.
+    const onReplica = await c.query("SELECT count(*)::int AS n, inet_server_port() AS port FROM pg_prepared_statements WHERE name LIKE 'sy_%'");
+    expect(onReplica.rows[0].port).not.toBe(primaryPort);
+    expect(onReplica.rows[0].n).toBeGreaterThan(0);
+    expect(onReplica.rows[0].n).toBeLessThanOrEqual(3);
+    const onPrimary = await c.query("WITH w AS (INSERT INTO fid2_t (v) VALUES (0) RETURNING 1) SELECT count(*)::int AS n, inet_server_port() AS port FROM pg_prepared_statements WHERE name LIKE 'sy_%'");
+    expect(onPrimary.rows[0].port).toBe(primaryPort);
+    expect(onPrimary.rows[0].n).toBeGreaterThan(0);
+    expect(onPrimary.rows[0].n).toBeLessThanOrEqual(3);
+    await c.end();
+  });
+
+  it('after SET application_name the client sees one ParameterStatus, and no other as statements move between nodes', async () => {
+    const c = client(small.port);
+    c.on('error', () => undefined);
+    const seen: string[] = [];
+    (c as unknown as { connection: { on(e: string, f: (m: { parameterName: string; parameterValue: string }) => void): void } }).connection.on('parameterStatus', (m) => {
+      if (m.parameterName === 'application_name') seen.push(m.parameterValue);
+    });
+    await c.connect();
+    const atLogin = seen.length;
+    await c.query("SET application_name = 'fid2_ps'");
+    expect(seen.slice(atLogin)).toEqual(['fid2_ps']);
+    const ports = new Set<number>();
+    for (let i = 0; i < 20; i++) {
+      ports.add((await c.query('SELECT inet_server_port() AS port')).rows[0].port);
+      await c.query('INSERT INTO fid2_t (v) VALUES (3)');
+      const r = await c.query("SELECT current_setting('application_name') AS a, inet_server_port() AS port");
+      expect(r.rows[0].a).toBe('fid2_ps');
+      ports.add(r.rows[0].port);
+    }
+    ports.add(primaryPort); // the INSERTs
+    expect(ports.size).toBe(3);
+    // Replayed SETs on the other connections are the proxy's business: the client heard of one change only.
+    expect(seen.slice(atLogin)).toEqual(['fid2_ps']);
+    await c.end();
+  });
+});
