@@ -377,6 +377,10 @@ export class PgSession implements PgBackendOwner, IdleWatched {
       this.afterFlush = this.batchOpen;
     }
     const due = this.filter!.takeReadySynthetic();
+    if (due.length === 0) return;
+    // The client now has answers the proxy made (ParseComplete, CloseComplete): running the
+    // batch again elsewhere would send them twice, so it is no longer retried.
+    if (this.retry) this.retry.answered = true;
     for (const d of due) this.socket.write(d);
   }
 
