@@ -68,9 +68,14 @@ describe('read-your-writes (one replica paused, lag budget wide open)', () => {
     const proxy = await startProxy({ nodes: info.nodes, user: app, clusterYaml: `${wide}      consistency: causal\n` });
     try {
       await cluster.pauseReplay(paused);
+      await resetStatementStats(info);
       const { misses, ms } = await readYourWrites(proxy, 10_000, 1_000_000);
-      console.log(`causal: 10000 iterations in ${ms.toFixed(0)}ms (${((ms / 10_000) * 1000).toFixed(0)}us each), misses=${misses}`);
+      const calls = await nodeStatementCalls(info, 'SELECT v FROM ryw_probe WHERE id');
+      console.log(`causal: 10000 iterations in ${ms.toFixed(0)}ms (${((ms / 10_000) * 1000).toFixed(0)}us each), misses=${misses}; reads per node ${JSON.stringify(calls)}`);
       expect(misses).toBe(0);
+      // At the backends: the paused replica never had the row, and never got the read.
+      expect(calls[paused]).toBe(0);
+      expect(calls[primary]! + calls[other]!).toBe(10_000);
     } finally {
       await cluster.resumeReplay(paused);
       await proxy.stop();
@@ -104,6 +109,29 @@ describe('read-your-writes (one replica paused, lag budget wide open)', () => {
       expect(calls[primary]).toBe(0);
       expect(calls[paused]! + calls[other]!).toBe(50);
     } finally {
+      await proxy.stop();
+    }
+  }, 60_000);
+});
+
+describe('read-your-writes picks the replica that has the write', () => {
+  it('causal, one replica paused: after the write replays on the other, reads go there, never to the paused one', async () => {
+    const proxy = await startProxy({ nodes: info.nodes, user: app, clusterYaml: '    routing:\n      max_replica_lag: { bytes: 1GB, time: 1h }\n      consistency: causal\n' });
+    try {
+      await cluster.pauseReplay(paused);
+      const c = new pg.Client({ connectionString: proxy.url(info.database) });
+      await c.connect();
+      await c.query('INSERT INTO ryw_probe (id, v) VALUES (3000001, 1)');
+      await new Promise((r) => setTimeout(r, 500)); // a few monitor rounds: the unpaused replica has replayed it
+      await resetStatementStats(info);
+      let misses = 0;
+      for (let i = 0; i < 50; i++) if ((await c.query('SELECT v FROM ryw_probe WHERE id = 3000001')).rowCount !== 1) misses++;
+      await c.end();
+      const calls = await nodeStatementCalls(info, 'SELECT v FROM ryw_probe WHERE id');
+      expect(misses).toBe(0);
+      expect(calls).toMatchObject({ [primary]: 0, [paused]: 0, [other]: 50 });
+    } finally {
+      await cluster.resumeReplay(paused);
       await proxy.stop();
     }
   }, 60_000);
