@@ -109,3 +109,64 @@ describe('health checks (interval 100ms, timeout 1s, fall 3)', () => {
     expect(ms).toBeLessThanOrEqual(100 + 150);
   }, 30_000);
 });
+
+describe('the monitoring connection and the hot path', () => {
+  it('a monitoring connection that is killed (pg_terminate_backend) is opened and logged in again', async () => {
+    const p = await startProxy({ nodes: info.nodes, user: app });
+    const admin = new pg.Client({ host: replica.host, port: replica.port, user: info.users.superuser.user, password: info.users.superuser.password, database: 'postgres' });
+    await admin.connect();
+    try {
+      const monitorPids = async () =>
+        (await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'switchyard-monitor' AND client_port IS NOT NULL")).rows.map((r) => r.pid);
+      // This proxy's own monitoring connection: the one that is new since it started is enough,
+      // but other proxies of this run may monitor the node too, so all of them are killed.
+      const before = await monitorPids();
+      expect(before.length).toBeGreaterThan(0);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [before]);
+      const t0 = Date.now();
+      let after: number[] = [];
+      while (Date.now() - t0 < 10_000) {
+        after = (await monitorPids()).filter((pid) => !before.includes(pid));
+        if (after.length > 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      console.log(`monitoring connection to ${replica.name} re-opened ${Date.now() - t0}ms after it was terminated`);
+      expect(after.length).toBeGreaterThan(0);
+      const node = () => snapOf(p).nodes.find((n) => n.name === replica.name)!;
+      await until(() => node().up && node().lagBytes !== null, 5_000);
+      const v = snapOf(p).version;
+      await until(() => snapOf(p).version >= v + 3, 5_000);
+      expect(node().up).toBe(true);
+    } finally {
+      await admin.end();
+      await p.stop();
+    }
+  }, 30_000);
+
+  it('a connection refused on the hot path takes the node out at once, without waiting for a check', async () => {
+    const fw2 = new Forwarder();
+    await fw2.listen();
+    // A 30s interval: no check runs during the test, so only the hot path can see the refusal.
+    const nodes = [info.nodes.find((n) => n.role === 'primary')!, { name: 'fw', host: '127.0.0.1', port: fw2.port, role: 'replica' as const }];
+    const p = await startProxy({ nodes: nodes as typeof info.nodes, user: app, healthInterval: '30s', clusterYaml: '    routing:\n      max_replica_lag: { bytes: 1GB, time: 1h }\n' });
+    try {
+      expect(fwState(p).up).toBe(true);
+      await fw2.refuse();
+      const t0 = Date.now();
+      const c = new pg.Client({ connectionString: p.url(info.database) });
+      c.on('error', () => undefined);
+      await c.connect();
+      // The read finds no connection to fw; its connect is refused before anything was sent, so it
+      // runs again on the primary (when_no_replica: primary) and the client sees no error.
+      const r = await c.query('SELECT inet_server_port() AS port');
+      expect(r.rows[0].port).toBe(nodes[0]!.port);
+      const ms = Date.now() - t0;
+      console.log(`hot-path refusal: fw down after ${ms}ms (health interval 30s)`);
+      expect(fwState(p).up).toBe(false);
+      expect(ms).toBeLessThan(5_000);
+      await c.end();
+    } finally {
+      await p.stop();
+    }
+  }, 30_000);
+});
