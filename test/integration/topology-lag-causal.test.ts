@@ -195,4 +195,52 @@ describe('lag budget (max_replica_lag)', () => {
       await proxy.stop();
     }
   }, 60_000);
+
+  it('a /* max_lag */ hint applies its own budget; with every replica over budget, when_no_replica: error fails the read clearly', async () => {
+    // Budget 1h for the cluster: the paused replica stays eligible unless a statement asks for less.
+    const proxy = await startProxy({
+      nodes: info.nodes,
+      user: app,
+      clusterYaml: '    routing:\n      max_replica_lag: { bytes: 1GB, time: 1h }\n      consistency: eventual\n      when_no_replica: error\n',
+    });
+    const writer = await appClient(info, primary, info.database);
+    const reader = new pg.Client({ connectionString: proxy.url(info.database) });
+    await reader.connect();
+    try {
+      await cluster.pauseReplay(paused);
+      for (let i = 0; i < 20; i++) {
+        await writer.query('INSERT INTO lag_probe (v) VALUES (2)');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await until(() => (snapshotOf(proxy).nodes.find((x) => x.name === paused)!.lagSeconds ?? 0) > 0.3, 10_000);
+      // 1. A strict hint (200ms) keeps reads off the paused replica; without it both replicas serve.
+      await resetStatementStats(info);
+      for (let i = 0; i < 100; i++) await reader.query('/* max_lag=200ms */ SELECT count(*) FROM lag_probe WHERE v = 2');
+      for (let i = 0; i < 100; i++) await reader.query('SELECT count(*) FROM lag_probe WHERE v >= 2');
+      const hinted = await nodeStatementCalls(info, 'SELECT count(*) FROM lag_probe WHERE v =');
+      const plain = await nodeStatementCalls(info, 'SELECT count(*) FROM lag_probe WHERE v >=');
+      console.log(`max_lag hint: hinted reads ${JSON.stringify(hinted)}, plain reads ${JSON.stringify(plain)}`);
+      expect(hinted).toMatchObject({ [primary]: 0, [paused]: 0, [other]: 100 });
+      expect(plain[paused]).toBeGreaterThan(30);
+      expect(plain[other]).toBeGreaterThan(30);
+      // 2. Pause the other replica too: a hinted read finds no replica within 200ms and fails (no primary fallback).
+      await cluster.pauseReplay(other);
+      for (let i = 0; i < 20; i++) {
+        await writer.query('INSERT INTO lag_probe (v) VALUES (2)');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await until(() => (snapshotOf(proxy).nodes.find((x) => x.name === other)!.lagSeconds ?? 0) > 0.3, 10_000);
+      const err = await reader.query('/* max_lag=200ms */ SELECT 1').then(() => null, (e: Error & { code?: string }) => e);
+      console.log(`when_no_replica: error: ${err?.code} ${err?.message}`);
+      expect(err?.message).toMatch(/no replica is eligible for reads \(every replica is over the lag budget\)/);
+      // The session goes on.
+      expect((await reader.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+    } finally {
+      await cluster.resumeReplay(paused);
+      await cluster.resumeReplay(other);
+      await reader.end();
+      await writer.end();
+      await proxy.stop();
+    }
+  }, 60_000);
 });
