@@ -146,6 +146,21 @@ describe('failover following', () => {
     console.log(`split brain: writes refused ${Date.now() - t0}ms after the second promotion: ${err?.message}`);
     expect(err?.message).toMatch(/split brain/);
     expect(err?.code).toBe('57P03');
+    // The metric says so, and neither writable node got a write after both were writable.
+    const metrics = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
+    expect(metrics).toMatch(/^switchyard_primary_count\{cluster="main"\} 2$/m);
+    const refused = await c.query('SELECT 1 AS one').then(() => null, (e: Error) => e);
+    expect(refused === null || /split brain|no replica/.test(refused.message)).toBe(true);
+    for (const node of ['pg1', 'pg2']) {
+      const rows = await cluster.query<{ n: string }>(node, 'SELECT count(*)::text AS n FROM failover_probe WHERE id = -3', [], info.database);
+      expect(rows[0]!.n).toBe('0');
+    }
+    const w = await c.query('INSERT INTO failover_probe (id) VALUES (-3)').then(() => null, (e: Error & { code?: string }) => e);
+    expect(w?.code).toBe('57P03');
+    for (const node of ['pg1', 'pg2']) {
+      const rows = await cluster.query<{ n: string }>(node, 'SELECT count(*)::text AS n FROM failover_probe WHERE id = -3', [], info.database);
+      expect(rows[0]!.n).toBe('0');
+    }
     // Reads still work (from the primary fallback or a replica: there is none left, so they fail clearly or succeed).
     await c.end();
   }, 30_000);
