@@ -46,7 +46,13 @@ export class MysqlClusterRuntime {
   classifier: Classifier;
   readonly router = new Router();
   readonly counters: QueryCounters;
-  private readonly pools = new Map<string, { node: string; pool: Pool<MysqlBackendConn> }>();
+  private readonly pools = new Map<string, { node: string; user: string; login: BackendLogin; pool: Pool<MysqlBackendConn> }>();
+  /** Pools a reload replaced (new password, address or timeout): their waiters move to the successor. */
+  private readonly replaced = new WeakSet<Pool<MysqlBackendConn>>();
+  /** Pools of removed nodes and replaced pools until their last connection closed (counted in status()). */
+  private readonly draining = new Set<{ node: string; pool: Pool<MysqlBackendConn> }>();
+  /** Users a reload removed, with their last password: their open sessions keep going (see PgClusterRuntime). */
+  private readonly removedUsers = new Map<string, string>();
   private readonly sessions = new Map<number, MysqlKillable>();
   private nextConnectionId = 1;
   private serverInfoCache: MysqlServerInfo | null = null;
@@ -93,26 +99,26 @@ export class MysqlClusterRuntime {
     if (found) return found.pool;
     const nodeCfg = this.config.nodes.find((n) => n.name === node);
     if (!nodeCfg) throw new SwitchyardError(ErrorCodes.INTERNAL, `unknown node ${node}`);
-    const password = this.password(key.user) ?? '';
     const cfg = this.config;
+    const login = backendLogin(cfg, nodeCfg, this.password(key.user) ?? this.removedUsers.get(key.user) ?? '');
     let pool!: Pool<MysqlBackendConn>;
     pool = new Pool<MysqlBackendConn>(
       {
         create: async () => {
-          const login = await connectMysql({
-            host: nodeCfg.host,
-            port: nodeCfg.port,
+          const backend = await connectMysql({
+            host: login.host,
+            port: login.port,
             user: key.user,
-            password,
+            password: login.password,
             database: null,
             capabilities: key.capabilities,
             charset: key.charset,
-            timeoutMs: Math.max(cfg.health.timeout, 5000),
+            timeoutMs: login.timeoutMs,
           }).catch((err: unknown) => {
             if (isConnectFailure(err)) this.reportFailure(node, err);
             throw isSwitchyardError(err) ? err : new SwitchyardError(ErrorCodes.BACKEND_CONNECT_FAILED, `node ${node}: ${(err as Error).message}`, { cause: err });
           });
-          const conn = new MysqlBackendConn(node, nodeCfg.host, nodeCfg.port, login);
+          const conn = new MysqlBackendConn(node, login.host, login.port, backend);
           conn.onIdleClose = (c) => pool.discard(c);
           return conn;
         },
@@ -126,15 +132,22 @@ export class MysqlClusterRuntime {
         name: `${cfg.name}/${node}/${key.user}`,
       },
     );
-    this.pools.set(id, { node, pool });
+    this.pools.set(id, { node, user: key.user, login, pool });
     return pool;
   }
 
   /** Borrow a live connection, skipping (and discarding) any that broke while idle. */
   async acquire(node: string, key: MysqlPoolKey, prefer?: (c: MysqlBackendConn) => boolean): Promise<{ conn: MysqlBackendConn; pool: Pool<MysqlBackendConn> }> {
-    const pool = this.pool(node, key);
     for (;;) {
-      const conn = await pool.acquire(prefer ? { prefer } : undefined);
+      const pool = this.pool(node, key);
+      let conn: MysqlBackendConn;
+      try {
+        conn = await pool.acquire(prefer ? { prefer } : undefined);
+      } catch (err) {
+        // A reload replaced the pool while we waited (or connected): wait in its successor.
+        if (this.replaced.has(pool)) continue;
+        throw err;
+      }
       if (!conn.broken && !conn.busy) return { conn, pool };
       pool.discard(conn);
     }
@@ -204,7 +217,7 @@ export class MysqlClusterRuntime {
       max_replica_lag_seconds: budget.timeMs / 1000,
       nodes: snap.nodes.map((n) => {
         const pool = { active: 0, idle: 0, waiting: 0 };
-        for (const p of this.pools.values()) {
+        for (const p of [...this.pools.values(), ...this.draining]) {
           if (p.node !== n.name) continue;
           const st = p.pool.stats();
           pool.active += st.active;
@@ -230,29 +243,72 @@ export class MysqlClusterRuntime {
     };
   }
 
-  /** Hot reload: new settings apply to the next statement; pools keep their connections. */
+  /**
+   * Hot reload: new settings apply to the next statement. A pool whose login changed (the
+   * user's password, the node's host or port, the connect timeout) is replaced: the next
+   * borrow builds a new one, its waiters move there, its connections close once idle.
+   * A removed node's pools drain; a removed user's stay for its open sessions.
+   */
   reconfigure(config: ClusterConfig, limits: LimitsConfig): void {
     const r0 = this.config.routing;
     const r1 = config.routing;
     if (r0.write_functions.join() !== r1.write_functions.join() || r0.read_functions.join() !== r1.read_functions.join()) {
       this.classifier = makeClassifier(config);
     }
+    for (const u of this.config.users) if (!config.users.some((n) => n.name === u.name)) this.removedUsers.set(u.name, u.password);
+    for (const u of config.users) this.removedUsers.delete(u.name);
+    const addressChanged = config.nodes.some((n) => this.config.nodes.some((o) => o.name === n.name && (o.host !== n.host || o.port !== n.port)));
+    if (addressChanged) this.serverInfoCache = null;
     this.config = config;
     this.limits = limits;
-    for (const [key, { node, pool }] of this.pools) {
-      if (!config.nodes.some((n) => n.name === node)) {
+    const rebuilt = new Set<string>();
+    for (const [key, { node, user, login, pool }] of this.pools) {
+      const nodeCfg = config.nodes.find((n) => n.name === node);
+      if (!nodeCfg) {
         this.pools.delete(key);
-        void pool.drain();
+        this.drain(node, pool);
+        continue;
+      }
+      if (!sameLogin(login, backendLogin(config, nodeCfg, this.password(user) ?? this.removedUsers.get(user) ?? login.password))) {
+        this.pools.delete(key);
+        this.replaced.add(pool);
+        this.drain(node, pool);
+        rebuilt.add(`${node}/${user}`);
         continue;
       }
       pool.resize({ size: config.pool.size, acquireTimeoutMs: config.pool.acquire_timeout, idleTimeoutMs: config.pool.idle_timeout });
     }
+    if (rebuilt.size > 0) this.log.info({ pools: [...rebuilt] }, 'backend login settings changed: pools replaced, old connections close when idle');
+  }
+
+  /** No new borrowers; idle connections close now, lent ones when they come back. */
+  private drain(node: string, pool: Pool<MysqlBackendConn>): void {
+    const entry = { node, pool };
+    this.draining.add(entry);
+    void pool.drain().then(() => this.draining.delete(entry));
   }
 
   async close(): Promise<void> {
-    for (const { pool } of this.pools.values()) pool.close();
+    for (const { pool } of [...this.pools.values(), ...this.draining]) pool.close();
+    this.draining.clear();
     this.pools.clear();
   }
+}
+
+/** What a pool's connections log in with, fixed when the pool is made (a reload that changes it replaces the pool). */
+interface BackendLogin {
+  host: string;
+  port: number;
+  password: string;
+  timeoutMs: number;
+}
+
+function backendLogin(cfg: ClusterConfig, node: { host: string; port: number }, password: string): BackendLogin {
+  return { host: node.host, port: node.port, password, timeoutMs: Math.max(cfg.health.timeout, 5000) };
+}
+
+function sameLogin(a: BackendLogin, b: BackendLogin): boolean {
+  return a.host === b.host && a.port === b.port && a.password === b.password && a.timeoutMs === b.timeoutMs;
 }
 
 function makeClassifier(config: ClusterConfig): Classifier {

@@ -28,7 +28,17 @@ export class PgClusterRuntime {
   readonly router = new Router();
   readonly counters: QueryCounters;
   /** ParameterStatus values of the first backend login, replayed to clients that log in. */
-  private readonly pools = new Map<string, { node: string; loginKey: string; pool: Pool<PgBackendConn> }>();
+  private readonly pools = new Map<string, { node: string; loginKey: string; user: string; login: BackendLogin; pool: Pool<PgBackendConn> }>();
+  /** Pools a reload replaced (new password, address, TLS or timeout): their waiters move to the successor. */
+  private readonly replaced = new WeakSet<Pool<PgBackendConn>>();
+  /** Pools of removed nodes and replaced pools until their last connection closed (counted in status()). */
+  private readonly draining = new Set<{ node: string; pool: Pool<PgBackendConn> }>();
+  /**
+   * Users a reload removed, with their last password: new logins are refused (client
+   * auth reads the config), but the sessions they already have keep going, also when
+   * their pools must be rebuilt for a node's new address.
+   */
+  private readonly removedUsers = new Map<string, string>();
   /** The same pools by login key, then node (see pool()). */
   private readonly poolIndex = new Map<string, Map<string, Pool<PgBackendConn>>>();
   private readonly loginKeys = new WeakMap<StartupParams, { user: string; database: string; key: string }>();
@@ -138,33 +148,33 @@ export class PgClusterRuntime {
     if (found) return found.pool;
     const nodeCfg = this.config.nodes.find((n) => n.name === node);
     if (!nodeCfg) throw new Error(`unknown node ${node}`);
-    const password = this.password(user) ?? '';
     const cfg = this.config;
+    const login = backendLogin(cfg, nodeCfg, this.password(user) ?? this.removedUsers.get(user) ?? '');
     let pool!: Pool<PgBackendConn>;
     pool = new Pool<PgBackendConn>(
       {
         create: async () => {
-          const login = await connectPgBackend({
+          const backend = await connectPgBackend({
             node,
-            host: nodeCfg.host,
-            port: nodeCfg.port,
+            host: login.host,
+            port: login.port,
             user,
-            password,
+            password: login.password,
             database,
             params,
-            tls: cfg.backend_tls,
-            connectTimeoutMs: cfg.pool.connect_timeout,
+            tls: login.tls,
+            connectTimeoutMs: login.connectTimeoutMs,
           }).catch((err: unknown) => {
             // A failed connect on the hot path counts at once (issue 6): the monitor marks the node down.
             if (isConnectFailure(err)) this.reportFailure(node, err);
             throw err;
           });
-          const conn = new PgBackendConn(node, nodeCfg.host, nodeCfg.port, login.socket, login);
+          const conn = new PgBackendConn(node, login.host, login.port, backend.socket, backend);
           conn.onIdleClose = (c) => pool.discard(c);
           let open = this.conns.get(node);
           if (!open) this.conns.set(node, (open = new Set()));
           open.add(conn);
-          login.socket.once('close', () => open.delete(conn));
+          backend.socket.once('close', () => open.delete(conn));
           return conn;
         },
         destroy: (conn) => conn.close(),
@@ -177,7 +187,7 @@ export class PgClusterRuntime {
         name: `${cfg.name}/${node}/${user}/${database}`,
       },
     );
-    this.pools.set(key, { node, loginKey: lk, pool });
+    this.pools.set(key, { node, loginKey: lk, user, login, pool });
     let byNode = this.poolIndex.get(lk);
     if (!byNode) this.poolIndex.set(lk, (byNode = new Map()));
     byNode.set(node, pool);
@@ -221,9 +231,16 @@ export class PgClusterRuntime {
     params: StartupParams,
     prefer?: (c: PgBackendConn) => boolean,
   ): Promise<{ conn: PgBackendConn; pool: Pool<PgBackendConn> }> {
-    const pool = this.pool(node, user, database, params);
     for (;;) {
-      const conn = await pool.acquire(prefer ? { prefer } : undefined);
+      const pool = this.pool(node, user, database, params);
+      let conn: PgBackendConn;
+      try {
+        conn = await pool.acquire(prefer ? { prefer } : undefined);
+      } catch (err) {
+        // A reload replaced the pool while we waited (or connected): wait in its successor.
+        if (this.replaced.has(pool)) continue;
+        throw err;
+      }
       if (!conn.broken) return { conn, pool };
       pool.discard(conn);
     }
@@ -275,7 +292,7 @@ export class PgClusterRuntime {
       max_replica_lag_seconds: budget.timeMs / 1000,
       nodes: snap.nodes.map((n) => {
         const pool = { active: 0, idle: 0, waiting: 0 };
-        for (const p of this.pools.values()) {
+        for (const p of [...this.pools.values(), ...this.draining]) {
           if (p.node !== n.name) continue;
           const st = p.pool.stats();
           pool.active += st.active;
@@ -302,35 +319,89 @@ export class PgClusterRuntime {
     };
   }
 
-  /** Hot reload: new settings apply to the next statement; pools keep their connections. */
+  /**
+   * Hot reload: new settings apply to the next statement. Pools keep their connections
+   * unless what they log in with changed: a user's password, a node's host or port,
+   * backend_tls or pool.connect_timeout. Such a pool is replaced: it leaves the index (the
+   * next borrow builds a new one with the new settings), its waiters move to the new one,
+   * its idle connections close and the lent ones close when returned. A removed node's
+   * pools drain. A removed user's pools stay for the sessions it has; client auth reads
+   * the config, so it logs in no more.
+   */
   reconfigure(config: ClusterConfig, limits: LimitsConfig): void {
     const r0 = this.config.routing;
     const r1 = config.routing;
     if (r0.write_functions.join() !== r1.write_functions.join() || r0.read_functions.join() !== r1.read_functions.join()) {
       this.classifier = new Classifier({ dialect: 'postgres', writeFunctions: r1.write_functions, readFunctions: r1.read_functions });
     }
+    for (const u of this.config.users) if (!config.users.some((n) => n.name === u.name)) this.removedUsers.set(u.name, u.password);
+    for (const u of config.users) this.removedUsers.delete(u.name);
     this.config = config;
     this.limits = limits;
     this.loginParams.clear();
-    for (const [key, { node, loginKey: lk, pool }] of this.pools) {
-      if (!config.nodes.some((n) => n.name === node)) {
+    const rebuilt = new Set<string>();
+    for (const [key, entry] of this.pools) {
+      const { node, loginKey: lk, user, login, pool } = entry;
+      const nodeCfg = config.nodes.find((n) => n.name === node);
+      if (!nodeCfg) {
         // A removed node drains: no new borrowers, running transactions finish.
         this.pools.delete(key);
         this.poolIndex.get(lk)?.delete(node);
-        void pool.drain();
+        this.drain(node, pool);
+        continue;
+      }
+      const wanted = backendLogin(config, nodeCfg, this.password(user) ?? this.removedUsers.get(user) ?? login.password);
+      if (!sameLogin(login, wanted)) {
+        this.pools.delete(key);
+        this.poolIndex.get(lk)?.delete(node);
+        this.replaced.add(pool);
+        this.drain(node, pool);
+        rebuilt.add(`${node}/${user}`);
         continue;
       }
       pool.resize({ size: config.pool.size, acquireTimeoutMs: config.pool.acquire_timeout, idleTimeoutMs: config.pool.idle_timeout });
     }
+    if (rebuilt.size > 0) this.log.info({ pools: [...rebuilt] }, 'backend login settings changed: pools replaced, old connections close when idle');
+  }
+
+  /** No new borrowers; idle connections close now, lent ones when they come back. */
+  private drain(node: string, pool: Pool<PgBackendConn>): void {
+    const entry = { node, pool };
+    this.draining.add(entry);
+    void pool.drain().then(() => this.draining.delete(entry));
   }
 
   /** Close every pool (shutdown). */
   async close(): Promise<void> {
     this.unsubscribe();
-    for (const { pool } of this.pools.values()) pool.close();
+    for (const { pool } of [...this.pools.values(), ...this.draining]) pool.close();
+    this.draining.clear();
     this.pools.clear();
     this.poolIndex.clear();
   }
+}
+
+/** What a pool's connections log in with, fixed when the pool is made (a reload that changes it replaces the pool). */
+interface BackendLogin {
+  host: string;
+  port: number;
+  password: string;
+  tls: ClusterConfig['backend_tls'];
+  connectTimeoutMs: number;
+}
+
+function backendLogin(cfg: ClusterConfig, node: { host: string; port: number }, password: string): BackendLogin {
+  return { host: node.host, port: node.port, password, tls: cfg.backend_tls, connectTimeoutMs: cfg.pool.connect_timeout };
+}
+
+function sameLogin(a: BackendLogin, b: BackendLogin): boolean {
+  return (
+    a.host === b.host &&
+    a.port === b.port &&
+    a.password === b.password &&
+    a.connectTimeoutMs === b.connectTimeoutMs &&
+    JSON.stringify(a.tls) === JSON.stringify(b.tls)
+  );
 }
 
 /** The part of a pool's key that a client's login chooses. */

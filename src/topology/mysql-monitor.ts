@@ -4,6 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import { buildSnapshot, nextHealth, pushSample, type NodeHealth, type NodeProbe } from './decide.js';
 import { formatGtidPos, gtidCovers, gtidMax, gtidTotal, gtidWatermark, parseMariaGtidPos, parseMysqlGtidSet, type GtidPos, type GtidSample } from './gtid.js';
 import type { TopologyHolder } from './holder.js';
+import { monitorLoginChanged } from './monitor-login.js';
 import { refineWithGtid } from './mysql-decide.js';
 
 /** What one monitoring connection knows about its server, learnt once at connect. */
@@ -54,6 +55,8 @@ export class MysqlTopologyMonitor {
   private stopped = false;
   /** Nodes whose probe is still running (a hung node's lasts up to health.timeout). */
   private readonly inflight = new Set<string>();
+  /** Nodes whose monitoring login a reload changed while a probe ran on it: re-opened when that probe ends. */
+  private readonly reopen = new Set<string>();
   /** Probes that finished since the last round applied them, with when each started. */
   private readonly done: { probe: GtidProbe; startedAt: number }[] = [];
   /** Per node, when its last successful probe started: its position was read after that. */
@@ -71,8 +74,15 @@ export class MysqlTopologyMonitor {
 
   /** Apply a reloaded config (node set, health settings). */
   update(config: ClusterConfig): void {
+    const before = this.config;
     this.config = config;
-    for (const name of [...this.clients.keys()]) if (!config.nodes.some((n) => n.name === name)) this.dropClient(name);
+    // A removed node's monitoring connection closes; one whose address or login changed re-opens
+    // for the next probe (a probe running on it finishes first, so the reload costs no failed check).
+    for (const name of [...this.clients.keys()]) {
+      if (!monitorLoginChanged(before, config, name)) continue;
+      if (this.inflight.has(name) && config.nodes.some((n) => n.name === name)) this.reopen.add(name);
+      else this.dropClient(name);
+    }
     // Weights, node set and budgets are config, not probe results: publish them now, so a
     // reload is in effect when it answers (waiting for the next round cost up to a second each).
     this.publish();
@@ -122,6 +132,7 @@ export class MysqlTopologyMonitor {
         mine.push(
           this.probe(n.name).then((probe) => {
             this.inflight.delete(n.name);
+            if (this.reopen.delete(n.name)) this.dropClient(n.name);
             this.done.push({ probe, startedAt });
           }),
         );

@@ -4,6 +4,7 @@ import { parseLsn } from '../routing/topology.js';
 import type { Logger } from '../observability/logger.js';
 import { buildSnapshot, nextHealth, pushSample, type NodeHealth, type NodeProbe, type PositionSample } from './decide.js';
 import type { TopologyHolder } from './holder.js';
+import { monitorLoginChanged } from './monitor-login.js';
 import { PatroniDiscovery } from './patroni-fetch.js';
 import { withPatroni } from './patroni.js';
 
@@ -28,6 +29,8 @@ export class PgTopologyMonitor {
   private stopped = false;
   /** Nodes whose probe is still running (a hung node's lasts up to health.timeout). */
   private readonly inflight = new Set<string>();
+  /** Nodes whose monitoring login a reload changed while a probe ran on it: re-opened when that probe ends. */
+  private readonly reopen = new Set<string>();
   /** Probes that finished since the last round applied them, with when each started. */
   private readonly done: { probe: NodeProbe; startedAt: number }[] = [];
   /** Per node, when its last successful probe started: its position was read after that. */
@@ -58,9 +61,16 @@ export class PgTopologyMonitor {
 
   /** Apply a reloaded config (node set, health settings). */
   update(config: ClusterConfig): void {
+    const before = this.config;
     this.config = config;
     this.configurePatroni();
-    for (const name of [...this.clients.keys()]) if (!config.nodes.some((n) => n.name === name)) this.dropClient(name);
+    // A removed node's monitoring connection closes; one whose address or login changed re-opens
+    // for the next probe (a probe running on it finishes first, so the reload costs no failed check).
+    for (const name of [...this.clients.keys()]) {
+      if (!monitorLoginChanged(before, config, name)) continue;
+      if (this.inflight.has(name) && config.nodes.some((n) => n.name === name)) this.reopen.add(name);
+      else this.dropClient(name);
+    }
     // Weights, node set and budgets are config, not probe results: publish them now, so a
     // reload is in effect when it answers (waiting for the next round cost up to a second each).
     this.publish();
@@ -116,6 +126,7 @@ export class PgTopologyMonitor {
         mine.push(
           this.probe(n.name).then((probe) => {
             this.inflight.delete(n.name);
+            if (this.reopen.delete(n.name)) this.dropClient(n.name);
             this.done.push({ probe, startedAt });
           }),
         );
