@@ -11,13 +11,19 @@ export const REDACTED_PATHS = [
   'password',
   '*.password',
   '*.*.password',
+  '*.*.*.password',
   'users[*].password',
+  '*.users[*].password',
+  '*.*.users[*].password',
   'clusters[*].users[*].password',
+  '*.clusters[*].users[*].password',
   'token',
   'admin.token',
   '*.token',
+  '*.*.token',
   'secret',
   '*.secret',
+  '*.*.secret',
 ];
 
 export function createLogger(opts: { level: string; format: LogFormat; destination?: NodeJS.WritableStream }): Logger {
