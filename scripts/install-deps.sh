@@ -10,8 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-have_pg() { [ -x /usr/lib/postgresql/15/bin/postgres ] && [ -f /usr/share/postgresql/15/extension/pg_stat_statements.control ]; }
-# Debian 12's postgresql-15 carries contrib (pg_stat_statements) and pgbench.
+have_pg() { [ -x /usr/lib/postgresql/15/bin/postgres ] && [ -f /usr/share/postgresql/15/extension/pg_stat_statements.control ] && [ -x /usr/lib/postgresql/15/bin/pgbench ]; }
+# Debian 12's postgresql-15 carries contrib (pg_stat_statements) and pgbench: it provides the
+# virtual package postgresql-contrib-15, so there is no separate one to install.
 have_pg || need_pkgs+=(postgresql-15 postgresql-client-15)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || need_pkgs+=(mariadb-client)
