@@ -9,7 +9,8 @@ import { connectThrough, rawCommand, serverIds, startMysqlProxy } from './mysql-
 
 /**
  * Commands beyond plain queries through the MySQL proxy, against MariaDB:
- * KILL with proxy connection ids, packets of 16 MB and more in both directions.
+ * KILL (SQL and COM_PROCESS_KILL) with proxy connection ids, SQL_CALC_FOUND_ROWS /
+ * FOUND_ROWS(), packets of 16 MB and more in both directions.
  */
 const info = inject('mariaCluster');
 const app = info.users.app;
@@ -21,6 +22,7 @@ beforeAll(async () => {
   // Room for 20 MB rows and statements (new connections take the global value).
   for (const n of info.nodes) await cluster.query(n.name, 'SET GLOBAL max_allowed_packet = 67108864');
   await cluster.query('my0', 'DROP TABLE IF EXISTS app.big; CREATE TABLE app.big (id INT PRIMARY KEY, b LONGTEXT)');
+  await cluster.query('my0', 'DROP TABLE IF EXISTS app.fr; CREATE TABLE app.fr (id INT PRIMARY KEY); INSERT INTO app.fr SELECT seq FROM app.seq_1_to_30');
   await cluster.waitForReplication();
   ids = await serverIds(info);
   proxy = await startMysqlProxy(info, { clusterYaml: '    routing:\n      consistency: eventual\n' });
@@ -60,6 +62,8 @@ describe('KILL through the proxy', () => {
     const ended = Date.now();
     expect(['error 1317', 'sleep returned 1']).toContain(outcome);
     console.log(`[mysql kill] SELECT SLEEP(30) on ${node} ended (${outcome}) ${ended - killedAt} ms after KILL QUERY was sent (${ended - started} ms after it started)`);
+    // The issue: stopped within a second, measured from sending KILL QUERY to the SLEEP's answer.
+    expect(ended - killedAt).toBeLessThan(1000);
     const [again] = await victim.query<mysql.RowDataPacket[]>('SELECT 7 AS seven');
     expect(again[0]!.seven).toBe(7);
     await victim.end();
@@ -79,6 +83,154 @@ describe('KILL through the proxy', () => {
     expect(e?.errno).toBe(1094);
     await killer.end();
     victim.destroy();
+  });
+
+  /** Until no node runs a statement starting with `prefix` (its backend thread was killed); ms waited. */
+  async function waitGone(prefix: string): Promise<number> {
+    const t0 = Date.now();
+    for (let i = 0; i < 200; i++) {
+      let found = false;
+      for (const n of info.nodes) {
+        const rows = await cluster.query(n.name, `SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '${prefix}%'`);
+        if (rows.length > 0) found = true;
+      }
+      if (!found) return Date.now() - t0;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`${prefix} still runs`);
+  }
+
+  /** A victim session through the proxy running `sql` (a SLEEP) on its backend; resolves to how its query ended. */
+  async function sleepingVictim(sql: string): Promise<{ victim: mysql.Connection; ended: Promise<{ at: number; how: string }>; node: string }> {
+    const victim = await connectThrough(proxy, app);
+    victim.on('error', () => undefined);
+    const ended = victim.query(sql).then(
+      () => ({ at: Date.now(), how: 'returned' }),
+      (err: { code?: string; errno?: number }) => ({ at: Date.now(), how: `error ${err.errno ?? err.code}` }),
+    );
+    const node = await waitRunning(sql);
+    return { victim, ended, node };
+  }
+
+  it('KILL CONNECTION <proxy id> (SQL) with a valid id: the victim is disconnected, its backend thread is killed, the killer goes on', async () => {
+    const killer = await connectThrough(proxy, app);
+    const { victim, ended, node } = await sleepingVictim('SELECT SLEEP(31)');
+    const sentAt = Date.now();
+    const [ok] = await killer.query<mysql.ResultSetHeader>(`KILL CONNECTION ${victim.threadId}`);
+    expect(ok.affectedRows).toBe(0);
+    const end = await ended;
+    // The client's connection is closed (not an SQL error): mysql2 reports the connection lost.
+    expect(end.how).toMatch(/PROTOCOL_CONNECTION_LOST|ECONNRESET|error 1927/);
+    const gone = await waitGone('SELECT SLEEP(31)');
+    console.log(`[mysql kill] KILL CONNECTION: SLEEP on ${node} ended (${end.how}) ${end.at - sentAt} ms after it was sent; backend thread gone ${gone} ms later`);
+    expect(end.at - sentAt).toBeLessThan(1000);
+    await expect(victim.query('SELECT 1')).rejects.toThrow();
+    const [r] = await killer.query<mysql.RowDataPacket[]>('SELECT 8 AS eight');
+    expect(r[0]!.eight).toBe(8);
+    await killer.end();
+    victim.destroy();
+  });
+
+  it('COM_PROCESS_KILL <proxy id> over a raw logged-in socket: OK, the victim is disconnected and its backend thread killed; unknown id 1094', async () => {
+    const raw = await connectMysql({ host: '127.0.0.1', port: proxy.port, user: app.user, password: app.password, database: 'app' });
+    try {
+      const { victim, ended, node } = await sleepingVictim('SELECT SLEEP(32)');
+      const kill = (id: number) => {
+        const p = Buffer.alloc(5);
+        p[0] = Com.PROCESS_KILL;
+        p.writeUInt32LE(id, 1);
+        return p;
+      };
+      const sentAt = Date.now();
+      const answer = await rawCommand(raw, kill(victim.threadId!), false, 'single');
+      expect(answer.length).toBe(1);
+      expect(answer[0]![0]).toBe(0x00); // OK
+      const end = await ended;
+      expect(end.how).toMatch(/PROTOCOL_CONNECTION_LOST|ECONNRESET|error 1927/);
+      const gone = await waitGone('SELECT SLEEP(32)');
+      console.log(`[mysql kill] COM_PROCESS_KILL: SLEEP on ${node} ended (${end.how}) ${end.at - sentAt} ms after it was sent; backend thread gone ${gone} ms later`);
+      expect(end.at - sentAt).toBeLessThan(1000);
+      victim.destroy();
+      // An idle victim: disconnected too.
+      const idle = await connectThrough(proxy, app);
+      idle.on('error', () => undefined);
+      await idle.query('SELECT 1');
+      const again = await rawCommand(raw, kill(idle.threadId!), false, 'single');
+      expect(again[0]![0]).toBe(0x00);
+      await expect(idle.query('SELECT 1')).rejects.toThrow();
+      idle.destroy();
+      // An unknown id: ERR 1094, and the raw session goes on.
+      const unknown = await rawCommand(raw, kill(4_000_000_000), false, 'single');
+      expect(unknown[0]![0]).toBe(0xff);
+      expect(unknown[0]!.readUInt16LE(1)).toBe(1094);
+      const q = await rawCommand(raw, Buffer.concat([Buffer.from([Com.QUERY]), Buffer.from('SELECT 1')]), false, 'result');
+      expect(q.length).toBe(5);
+    } finally {
+      raw.socket.destroy();
+    }
+  });
+});
+
+describe('SQL_CALC_FOUND_ROWS / FOUND_ROWS()', () => {
+  /** Table fr has 30 rows, more than any LIMIT below. */
+  type Row = mysql.RowDataPacket & { sid: number; cid: number };
+  const CALC = 'SELECT SQL_CALC_FOUND_ROWS id, @@server_id AS sid, CONNECTION_ID() AS cid FROM fr WHERE id <= ? ORDER BY id LIMIT 3';
+  const FOUND = 'SELECT FOUND_ROWS() AS n, @@server_id AS sid, CONNECTION_ID() AS cid';
+
+  it('SQL_CALC_FOUND_ROWS runs on the primary and pins: FOUND_ROWS() there has its count, also right after a replica read that left a warning', async () => {
+    const c = await connectThrough(proxy, app);
+    const [rows] = await c.query<Row[]>(CALC, [30]);
+    expect(rows.length).toBe(3);
+    expect(ids.get(Number(rows[0]!.sid))).toBe('my0');
+    const [found] = await c.query<Row[]>(FOUND);
+    expect(Number(found[0]!.n)).toBe(30);
+    expect(ids.get(Number(found[0]!.sid))).toBe('my0');
+    expect(Number(found[0]!.cid)).toBe(Number(rows[0]!.cid));
+    // Pinned: a plain read stays on that connection.
+    const [after] = await c.query<Row[]>('SELECT @@server_id AS sid, CONNECTION_ID() AS cid');
+    expect(Number(after[0]!.cid)).toBe(Number(rows[0]!.cid));
+    await c.end();
+
+    // A replica read that leaves a warning keeps its replica connection for SHOW WARNINGS; a
+    // SQL_CALC_FOUND_ROWS after it must still go to the primary (and FOUND_ROWS() follow it there).
+    const d = await connectThrough(proxy, app);
+    const [warned] = await d.query<Row[]>("SELECT CAST('1x' AS SIGNED) AS w, @@server_id AS sid");
+    expect(['my1', 'my2']).toContain(ids.get(Number(warned[0]!.sid)));
+    const [rows2] = await d.query<Row[]>(CALC, [20]);
+    expect(ids.get(Number(rows2[0]!.sid))).toBe('my0');
+    const [found2] = await d.query<Row[]>(FOUND);
+    expect(Number(found2[0]!.n)).toBe(20);
+    expect(ids.get(Number(found2[0]!.sid))).toBe('my0');
+    expect(Number(found2[0]!.cid)).toBe(Number(rows2[0]!.cid));
+    await d.end();
+  });
+
+  it('prepared (COM_STMT_EXECUTE) and in 8 concurrent sessions x 10 rounds: every FOUND_ROWS() reads its own session\'s count on its connection', async () => {
+    const p = await connectThrough(proxy, app);
+    const [prows] = await p.execute<Row[]>(CALC, [25]);
+    expect(ids.get(Number(prows[0]!.sid))).toBe('my0');
+    const [pfound] = await p.execute<Row[]>(FOUND);
+    expect(Number(pfound[0]!.n)).toBe(25);
+    expect(Number(pfound[0]!.cid)).toBe(Number(prows[0]!.cid));
+    await p.end();
+
+    let checked = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, k) => {
+        const s = await connectThrough(proxy, app);
+        for (let i = 0; i < 10; i++) {
+          const limit = 4 + ((k * 10 + i) % 26); // 4..29: different counts per session and round
+          const [r] = await s.query<Row[]>(CALC, [limit]);
+          const [f] = await s.query<Row[]>(FOUND);
+          expect(Number(f[0]!.n)).toBe(limit);
+          expect(ids.get(Number(f[0]!.sid))).toBe('my0');
+          expect(Number(f[0]!.cid)).toBe(Number(r[0]!.cid));
+          checked++;
+        }
+        await s.end();
+      }),
+    );
+    expect(checked).toBe(80);
   });
 });
 

@@ -60,11 +60,21 @@ export function mysqlEffectVerdict(c: Classification): MysqlEffectVerdict {
 
 /** Statements that read what the previous statement left on its connection. */
 const DEPENDENT = /(?:\brow_count\s*\(|\bshow\s+(?:count\s*\(\s*\*\s*\)\s+)?(?:warnings|errors)\b|@@(?:session\.)?(?:warning_count|error_count)\b)/i;
+const FOUND_ROWS_CALL = /\bfound_rows\s*\(/i;
+const CALC_FOUND_ROWS = /\bsql_calc_found_rows\b/i;
 
-/** LAST_INSERT_ID(), FOUND_ROWS(), ROW_COUNT(), SHOW WARNINGS / ERRORS: must run where the previous statement ran. */
+/**
+ * LAST_INSERT_ID(), FOUND_ROWS(), ROW_COUNT(), SHOW WARNINGS / ERRORS: must run where the previous statement ran.
+ * A SELECT SQL_CALC_FOUND_ROWS makes the count itself, so it does not depend on the previous
+ * statement (even when the same text also calls FOUND_ROWS()): it is routed afresh, to the
+ * primary, and pins there; otherwise it could run on a replica connection kept after a read's
+ * warning, not pin there, and leave the FOUND_ROWS() that follows to another connection.
+ */
 export function dependsOnPrevious(c: Classification, text: string | null): boolean {
-  for (const e of c.session ?? []) if (e.kind === 'last_insert_id' || e.kind === 'calc_found_rows') return true;
-  return text !== null && DEPENDENT.test(text);
+  for (const e of c.session ?? []) if (e.kind === 'last_insert_id') return true;
+  if (text === null) return false;
+  if (DEPENDENT.test(text)) return true;
+  return FOUND_ROWS_CALL.test(text) && !CALC_FOUND_ROWS.test(text);
 }
 
 /** MySQL identifiers in SET: back-quoted, dots separate parts. */

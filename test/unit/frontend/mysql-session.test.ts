@@ -36,6 +36,11 @@ describe('dependsOnPrevious', () => {
   it.each([
     ['SELECT LAST_INSERT_ID()', true],
     ['SELECT FOUND_ROWS()', true],
+    ['select found_rows ( ) AS n', true],
+    // It makes the count itself: routed afresh (to the primary, where it pins), not to a kept connection.
+    ['SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1', false],
+    ['SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1; SELECT FOUND_ROWS()', false],
+    ['SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1; SELECT ROW_COUNT()', true],
     ['SELECT ROW_COUNT()', true],
     ['SHOW WARNINGS', true],
     ['show count(*) errors', true],
