@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { ClusterConfig } from '../config/types.js';
 import { parseLsn } from '../routing/topology.js';
@@ -7,6 +8,17 @@ import type { TopologyHolder } from './holder.js';
 import { monitorLoginChanged } from './monitor-login.js';
 import { PatroniDiscovery } from './patroni-fetch.js';
 import { withPatroni } from './patroni.js';
+
+/**
+ * node-postgres TLS options for the monitoring connection, as the pools use backend_tls
+ * (src/backend/pg/connect.ts): verify-full checks the chain against `ca` (or the system's
+ * CAs) and the node's name; require and prefer encrypt without checking.
+ */
+function monitorSsl(tlsCfg: ClusterConfig['backend_tls']): false | { rejectUnauthorized: boolean; ca?: Buffer } {
+  if (tlsCfg.mode === 'disable') return false;
+  if (tlsCfg.mode !== 'verify-full') return { rejectUnauthorized: false };
+  return tlsCfg.ca ? { rejectUnauthorized: true, ca: readFileSync(tlsCfg.ca) } : { rejectUnauthorized: true };
+}
 
 const PROBE_SQL =
   'SELECT pg_is_in_recovery() AS r, ' +
@@ -20,6 +32,8 @@ const PROBE_SQL =
  */
 export class PgTopologyMonitor {
   private readonly clients = new Map<string, pg.Client>();
+  /** Nodes that answered backend_tls: prefer without TLS: monitored over plain connections. */
+  private readonly plainNodes = new Set<string>();
   private readonly health = new Map<string, NodeHealth>();
   private readonly history: PositionSample[] = [];
   private readonly drained = new Set<string>();
@@ -224,11 +238,17 @@ export class PgTopologyMonitor {
         database: 'postgres',
         application_name: 'switchyard-monitor',
         connectionTimeoutMillis: this.config.health.timeout,
-        ssl: this.config.backend_tls.mode === 'disable' ? false : { rejectUnauthorized: this.config.backend_tls.mode === 'verify-full' },
+        ssl: this.plainNodes.has(name) ? false : monitorSsl(this.config.backend_tls),
       });
       client.on('error', () => this.dropClient(name));
       this.clients.set(name, client);
-      await client.connect();
+      try {
+        await client.connect();
+      } catch (e) {
+        // backend_tls: prefer falls back to plain when the node has no TLS (as the pools do); the next round retries so.
+        if (this.config.backend_tls.mode === 'prefer' && /does not support SSL/i.test((e as Error).message)) this.plainNodes.add(name);
+        throw e;
+      }
     }
     const res = await client.query<{ r: boolean; pos: string | null }>(PROBE_SQL);
     const row = res.rows[0]!;

@@ -20,6 +20,8 @@ export interface ProxyOptions {
   user: { user: string; password: string };
   /** Extra YAML lines under the cluster (indented by the caller with 4 spaces). */
   clusterYaml?: string;
+  /** false: return once started, without waiting for a primary and every node up (default true). */
+  waitForTopology?: boolean;
   /** Extra YAML at the top level (limits:, admin token, ...). */
   topYaml?: string;
   weights?: Record<string, number>;
@@ -79,7 +81,7 @@ ${opts.clusterYaml ?? ''}
   await app.start();
   // Wait for the first probe round: a primary and every node up.
   const deadline = Date.now() + 15_000;
-  for (;;) {
+  for (; opts.waitForTopology !== false; ) {
     const st = app.status().clusters[0]!;
     if (st.primary && st.nodes.every((n) => n.up)) break;
     if (Date.now() > deadline) throw new Error(`proxy topology not ready: ${JSON.stringify(st)}`);

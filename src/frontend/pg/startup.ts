@@ -293,7 +293,10 @@ async function backendParameters(runtime: PgClusterRuntime, user: string, databa
   if (cached) return cached;
   const snap = runtime.snapshot();
   const candidates = [...snap.nodes].filter((n) => n.up).sort((a, b) => Number(b.name === snap.primary) - Number(a.name === snap.primary));
-  let lastError: unknown = new SwitchyardError(ErrorCodes.BACKEND_CONNECT_FAILED, `no node of cluster ${runtime.name} is reachable`);
+  let lastError: unknown = new SwitchyardError(
+    ErrorCodes.BACKEND_CONNECT_FAILED,
+    `no node of cluster ${runtime.name} is reachable: every node fails its health checks (their errors are in switchyard's log)`,
+  );
   for (const node of candidates) {
     try {
       const { conn, pool } = await runtime.acquire(node.name, user, database, params);
