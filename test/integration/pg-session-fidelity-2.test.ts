@@ -504,3 +504,45 @@ describe('per-connection statement cache and ParameterStatus', () => {
     await c.end();
   });
 });
+
+describe('pool.mode: session, lazily', () => {
+  it('a client opens its replica connection only at its first read', async () => {
+    const sp = await startProxy({ nodes: info.nodes, user: app, clusterYaml: '    pool:\n      mode: session\n      size: 4\n    routing:\n      consistency: eventual\n' });
+    try {
+      const replicas = info.nodes.filter((n) => n.role === 'replica').map((n) => n.name);
+      const replicaConns = () =>
+        sp.app
+          .status()
+          .clusters[0]!.nodes.filter((n) => replicas.includes(n.name))
+          .reduce((sum, n) => sum + n.pool.active + n.pool.idle, 0);
+      const c = new pg.Client({ connectionString: sp.url(info.database) });
+      await c.connect();
+      for (let i = 0; i < 5; i++) await c.query('INSERT INTO fid2_t (v) VALUES (5)');
+      expect(replicaConns()).toBe(0);
+      const r = await c.query<{ port: number }>('SELECT inet_server_port() AS port');
+      expect(r.rows[0]!.port).not.toBe(primaryPort);
+      expect(replicaConns()).toBe(1);
+      await c.end();
+    } finally {
+      await sp.stop();
+    }
+  });
+});
+
+describe('read retry', () => {
+  it('a read inside a transaction whose connection dies is not retried: the client gets the error', async () => {
+    const c = client();
+    c.on('error', () => undefined);
+    await c.connect();
+    const retries = () => proxy.app.status().clusters[0]!.read_retries ?? 0;
+    const before = retries();
+    await c.query('BEGIN READ ONLY');
+    const { pid, port } = (await c.query<{ pid: number; port: number }>('SELECT pg_backend_pid() AS pid, inet_server_port() AS port')).rows[0]!;
+    const node = info.nodes.find((n) => n.port === port)!;
+    await PgCluster.attach(info).query(node.name, 'SELECT pg_terminate_backend($1)', [pid]);
+    const err = await c.query('SELECT 1').then(() => null, (e: Error & { code?: string }) => e);
+    expect(err).not.toBeNull();
+    expect(retries()).toBe(before);
+    await c.end().catch(() => undefined);
+  });
+});
