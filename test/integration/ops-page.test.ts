@@ -98,4 +98,33 @@ describe('stats page', () => {
     }
     await waitFor('pg2 eligible again', () => p.app.status().clusters[0]!.nodes.find((n) => n.name === 'pg2')?.eligible === true, 15_000);
   });
+
+  it('shows hostile names as text: a node named <script>alert(1)</script> runs nothing', async () => {
+    // The config schema refuses such names, but Patroni's member names or a node's host reach
+    // the page from outside: the real /status, with hostile strings put in, served to the page.
+    const page = await browser.newPage();
+    const dialogs: string[] = [];
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    const real = (await (await fetch(`http://127.0.0.1:${p.adminPort}/status`)).json()) as { clusters: { name: string; nodes: { name: string; host: string }[] }[] };
+    const script = '<script>alert(1)</script>';
+    const img = '<img src=x onerror="window.__xss=1;alert(2)">';
+    real.clusters[0]!.name = `main${img}`;
+    real.clusters[0]!.nodes[1]!.name = script;
+    real.clusters[0]!.nodes[2]!.host = img;
+    await page.route('**/status', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(real) }));
+    await page.goto(`http://127.0.0.1:${p.adminPort}/`);
+    await page.waitForFunction((t) => document.body.innerText.includes(t), script, { timeout: 10_000 });
+    const text = await page.evaluate(() => document.body.innerText);
+    expect(text).toContain(script);
+    expect(text).toContain(img);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(dialogs).toEqual([]);
+    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(await page.locator('script:not([src])').count()).toBe(1); // the page's own script only
+    expect(await page.locator('img').count()).toBe(0);
+    await page.close();
+  });
 });
