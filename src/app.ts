@@ -177,6 +177,12 @@ export class App {
     return this.clusters.size > 0;
   }
 
+  /** A CancelRequest relayed from another worker: tried on this process's sessions only. */
+  cancelLocal(cluster: string, pid: number, secret: number): void {
+    const runtime = this.clusters.get(cluster)?.runtime;
+    if (runtime && 'cancelLocal' in runtime) (runtime as { cancelLocal(pid: number, secret: number): boolean }).cancelLocal(pid, secret);
+  }
+
   setDrained(cluster: string, node: string, drained: boolean): boolean {
     const c = this.clusters.get(cluster);
     if (!c || !c.runtime.config.nodes.some((n) => n.name === node)) return false;

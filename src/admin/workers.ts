@@ -5,6 +5,7 @@ import type { ClusterConfig } from '../config/types.js';
 import type { TopologySnapshot } from '../routing/topology.js';
 import { TopologyHolder } from '../topology/holder.js';
 import { PgTopologyMonitor } from '../topology/pg-monitor.js';
+import { cancelRelay } from '../runtime/pg-cluster.js';
 import type { Logger } from '../observability/logger.js';
 import { loadConfigFile, formatProblem } from '../config/load.js';
 import { watchConfigFile } from '../config/watch.js';
@@ -37,6 +38,13 @@ interface Response {
   sy: 'res';
   id: number;
   result: unknown;
+}
+/** A CancelRequest a worker got for a session it does not hold: the primary sends it to the others. */
+interface CancelMessage {
+  sy: 'cancel';
+  cluster: string;
+  pid: number;
+  secret: number;
 }
 interface SnapshotMessage {
   sy: 'snap';
@@ -115,7 +123,9 @@ export function serveWorker(app: App): void {
   client.AggregatorRegistry.setRegistries([app.metrics.registry]);
   // prom-client answers the primary's metric requests only once an AggregatorRegistry exists here.
   new client.AggregatorRegistry();
-  process.on('message', (msg: Request) => {
+  cancelRelay.forward = (cluster, pid, secret) => process.send?.({ sy: 'cancel', cluster, pid, secret } satisfies CancelMessage);
+  process.on('message', (msg: Request | CancelMessage) => {
+    if (msg?.sy === 'cancel') return app.cancelLocal(msg.cluster, msg.pid, msg.secret);
     if (msg?.sy !== 'req') return;
     void (async () => {
       let result: unknown;
@@ -143,7 +153,11 @@ export async function runPrimary(opts: { configPath: string; workers: number; wa
     for (const w of workers) if (w.isConnected()) w.send(m);
   });
 
-  cluster.on('message', (_w, msg: Response) => {
+  cluster.on('message', (from, msg: Response | CancelMessage) => {
+    if (msg?.sy === 'cancel') {
+      for (const w of workers) if (w !== from && w.isConnected()) w.send(msg);
+      return;
+    }
     if (msg?.sy !== 'res') return;
     pending.get(msg.id)?.(msg.result);
     pending.delete(msg.id);

@@ -8,6 +8,9 @@ import { Router, explainEligibility } from '../routing/router.js';
 import type { TopologySnapshot } from '../routing/topology.js';
 import type { Logger } from '../observability/logger.js';
 import type { ClusterStatus, Metrics, QueryCounters } from '../observability/metrics.js';
+
+/** Where a worker sends a CancelRequest for a session it does not hold (set by src/admin/workers.ts). */
+export const cancelRelay: { forward: ((cluster: string, pid: number, secret: number) => void) | null } = { forward: null };
 import type { TopologyHolder } from '../topology/holder.js';
 
 /** The startup parameters that select a backend pool besides user and database. */
@@ -269,10 +272,21 @@ export class PgClusterRuntime {
     return this.sessions.has(pid);
   }
 
-  /** A CancelRequest: only the right secret cancels, and nothing is said either way. */
+  /**
+   * A CancelRequest: only the right secret cancels, and nothing is said either way. With
+   * --workers, node:cluster hands the cancel's connection to any worker: one that does not
+   * hold the session passes it on (cancelRelay), and the others try it locally.
+   */
   cancel(pid: number, secret: number): void {
+    if (!this.cancelLocal(pid, secret)) cancelRelay.forward?.(this.name, pid, secret);
+  }
+
+  /** Cancels a session of this process; false when it has no session with that pid. */
+  cancelLocal(pid: number, secret: number): boolean {
     const s = this.sessions.get(pid);
-    if (s && s.secret === secret) s.session.cancel();
+    if (!s) return false;
+    if (s.secret === secret) s.session.cancel();
+    return true;
   }
 
   status(): ClusterStatus {

@@ -116,13 +116,13 @@ describe('stats page', () => {
     real.clusters[0]!.nodes[2]!.host = img;
     await page.route('**/status', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(real) }));
     await page.goto(`http://127.0.0.1:${p.adminPort}/`);
-    await page.waitForFunction((t) => document.body.innerText.includes(t), script, { timeout: 10_000 });
-    const text = await page.evaluate(() => document.body.innerText);
+    await page.waitForFunction(`document.body.innerText.includes(${JSON.stringify(script)})`, undefined, { timeout: 10_000 });
+    const text = (await page.evaluate('document.body.innerText')) as string;
     expect(text).toContain(script);
     expect(text).toContain(img);
     await new Promise((r) => setTimeout(r, 500));
     expect(dialogs).toEqual([]);
-    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(await page.evaluate('window.__xss')).toBeUndefined();
     expect(await page.locator('script:not([src])').count()).toBe(1); // the page's own script only
     expect(await page.locator('img').count()).toBe(0);
     await page.close();

@@ -143,6 +143,38 @@ describe('--workers 2', () => {
     expect((await post('/clusters/main/nodes/pg2/enable')).status).toBe(200);
   });
 
+  it('a CancelRequest reaches the session whichever worker it lands on: 6 sleeping clients, each cancelled within a second', async () => {
+    // node:cluster gives each new connection (the cancel's too) to the workers in turn, so with
+    // 6 sessions spread over 2 workers about half of the cancels land on the other worker.
+    const clients = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const c = new pg.Client({ host: '127.0.0.1', port: cfg.port, user: user.user, password: user.password, database: info.database });
+        c.on('error', () => undefined);
+        await c.connect();
+        return c;
+      }),
+    );
+    try {
+      for (const c of clients) {
+        const t0 = Date.now();
+        const q = new pg.Query('SELECT pg_sleep(30)');
+        const done = new Promise<Error | null>((resolve) => {
+          q.on('end', () => resolve(null));
+          q.on('error', (e) => resolve(e));
+        });
+        c.query(q);
+        await new Promise((r) => setTimeout(r, 150));
+        (new pg.Client({ host: '127.0.0.1', port: cfg.port }) as unknown as { cancel(c: pg.Client, q: unknown): void }).cancel(c, q);
+        const err = await done;
+        expect((err as Error & { code?: string })?.code).toBe('57014');
+        expect(Date.now() - t0).toBeLessThan(1500);
+        expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+      }
+    } finally {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    }
+  }, 60_000);
+
   it('SIGTERM stops the primary and its workers', async () => {
     const gone = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
     proc.kill('SIGTERM');
@@ -151,4 +183,5 @@ describe('--workers 2', () => {
     const c = new pg.Client({ host: '127.0.0.1', port: cfg.port, user: user.user, password: user.password, database: info.database, connectionTimeoutMillis: 2000 });
     await expect(c.connect()).rejects.toThrow();
   });
+
 });
