@@ -64,6 +64,11 @@ export class Pool<C> {
   private reaper: NodeJS.Timeout | null = null;
   /** Aborts creates in flight when the pool closes. */
   private readonly lifetime = new AbortController();
+  /**
+   * Lent connections their holder keeps only as a courtesy (a MySQL session's
+   * linger), each with the holder's way to give it back; oldest first.
+   */
+  private readonly lingerers = new Map<C, () => void>();
 
   constructor(
     private readonly factory: PoolFactory<C>,
@@ -89,8 +94,34 @@ export class Pool<C> {
     if (conn !== undefined) return Promise.resolve(conn);
     // 2. Room for a new one.
     if (this.total() < this.opts.size) return this.create(opts.signal);
-    // 3. Wait in line.
-    return this.enqueue(opts.signal);
+    // 3. Wait in line, and ask a lingering holder to give its connection back.
+    const waiting = this.enqueue(opts.signal);
+    this.reclaimOne();
+    return waiting;
+  }
+
+  /**
+   * `conn` (lent) is kept only in case its holder's next command needs it:
+   * `giveBack` is called (once) when someone has to wait for a connection of
+   * this pool, and must release (or discard) it soon. Returns false, and
+   * registers nothing, if someone waits already: give it back now.
+   */
+  linger(conn: C, giveBack: () => void): boolean {
+    if (this.waiters.length > 0 || !this.active.has(conn)) return false;
+    this.lingerers.set(conn, giveBack);
+    return true;
+  }
+
+  /** The holder keeps `conn` for real again (or is giving it back itself). */
+  unlinger(conn: C): void {
+    this.lingerers.delete(conn);
+  }
+
+  private reclaimOne(): void {
+    if (this.lingerers.size === 0) return;
+    const [conn, giveBack] = this.lingerers.entries().next().value as [C, () => void];
+    this.lingerers.delete(conn);
+    giveBack();
   }
 
   /**
@@ -110,6 +141,7 @@ export class Pool<C> {
    */
   release(conn: C): void {
     if (this.justHandedOff.has(conn) || !this.active.delete(conn)) return;
+    if (this.lingerers.size !== 0) this.lingerers.delete(conn);
     if (this.closed || this.draining) {
       this.factory.destroy(conn);
       this.checkDrained();
@@ -128,6 +160,7 @@ export class Pool<C> {
     // Just lent to a waiter: this is the previous holder's late word, not the new holder's.
     if (this.justHandedOff.has(conn)) return;
     let known = this.active.delete(conn);
+    if (this.lingerers.size !== 0) this.lingerers.delete(conn);
     const i = this.idle.findIndex((e) => e.conn === conn);
     if (i >= 0) {
       this.idle.splice(i, 1);

@@ -6,6 +6,7 @@ import type { ClientSink } from './sink.js';
 import { dependsOnPrevious, mysqlEffectVerdict } from './session-state.js';
 import { changeUser } from './change-user.js';
 import { killCommand } from './kill.js';
+import { AFTERMATH_GONE, UNREPEATABLE, answerFromAftermath, framed } from './answers.js';
 
 /** Texts above this are not classified: routed to the primary (bulk loads, huge INSERTs). */
 const MAX_CLASSIFIED = 1 << 20;
@@ -65,7 +66,28 @@ async function query(s: MysqlSession, p: MysqlPacket, seq: number, sink: ClientS
   if (kill) return killCommand(s, Number(kill[2]), kill[1]?.toLowerCase() === 'query', seq);
   const c = text !== null ? s.runtime.classifier.classify(text) : UNSURE;
   const verdict = mysqlEffectVerdict(c);
-  const h = await s.connFor(c, verdict === 'pin', dependsOnPrevious(c, text));
+  const dependent = dependsOnPrevious(c, text);
+  if (dependent) {
+    // The previous statement's connection went back to its pool under pressure: answer the
+    // exact reads from what it left; LAST_INSERT_ID() elsewhere is restored by connFor; what
+    // cannot be restored fails loudly rather than reading another connection's value.
+    const after = await s.lastAftermath();
+    if (after && text !== null) {
+      const answer = answerFromAftermath(text, after, s.status(), s.id.clientCaps);
+      if (answer) {
+        s.dropAftermath();
+        s.runtime.counters.decision(c.class, 'transaction');
+        s.socket.write(framed(answer, seq));
+        return;
+      }
+      if (UNREPEATABLE.test(text) || after.lastInsertId === null) {
+        s.dropAftermath();
+        s.reply(buildErr(AFTERMATH_GONE), seq);
+        return;
+      }
+    }
+  }
+  const h = await s.connFor(c, verdict === 'pin', dependent);
   const end = await s.run(h, p.raw, 'result', sink);
   if (!end.error) {
     if (verdict === 'record') {

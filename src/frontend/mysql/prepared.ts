@@ -2,8 +2,9 @@ import { Com, Status, buildErr, buildOk, framePacket, type MysqlPacket } from '.
 import type { BackendStatement } from '../../backend/mysql/conn.js';
 import type { Classification } from '../../sql/index.js';
 import type { Held, MysqlSession } from './session.js';
-import { mysqlEffectVerdict } from './session-state.js';
+import { dependsOnPrevious, mysqlEffectVerdict } from './session-state.js';
 import { CollectSink, reseq, type ClientSink } from './sink.js';
+import { AFTERMATH_GONE, UNREPEATABLE } from './answers.js';
 import { commandStatementId, parsePrepareOk, rewriteExecute, statementKey, withStatementId, type ClientStatement } from './statements.js';
 
 const NO_WRITE: Classification = { class: 'read', reason: 'read', statements: 1, hints: {} };
@@ -31,11 +32,16 @@ export class PreparedStatements {
   async prepare(p: MysqlPacket, seq: number, _sink: ClientSink): Promise<void> {
     const sql = p.payload.toString('utf8', 1);
     const c = this.s.runtime.classifier.classify(sql);
-    const h = await this.s.connFor(c, mysqlEffectVerdict(c) === 'pin', false);
+    // Preparing a dependent statement (LAST_INSERT_ID() ...) right after a write: prepared where
+    // the write ran, and what that left stays for the execute that follows.
+    const dependent = dependsOnPrevious(c, sql);
+    const saved = dependent ? await this.s.lastAftermath() : null;
+    const h = await this.s.connFor(c, mysqlEffectVerdict(c) === 'pin', dependent);
+    this.s.restoreAftermath(saved);
     const r = await this.prepareOn(h, sql, true);
     if (!r.ok) {
       this.s.reply(r.error, seq);
-      this.s.settle(h, NO_WRITE, { status: null, error: true, warnings: 0, last: r.error });
+      this.s.settle(h, NO_WRITE, { status: null, error: true, warnings: 0, last: r.error }, dependent);
       return;
     }
     const id = this.nextId++;
@@ -47,7 +53,7 @@ export class PreparedStatements {
       return delta === 0 ? raw : reseq(raw, delta);
     });
     this.s.socket.write(Buffer.concat(out));
-    this.s.settle(h, NO_WRITE, { status: null, error: false, warnings: 0, last: r.packets[0]!.payload });
+    this.s.settle(h, NO_WRITE, { status: null, error: false, warnings: 0, last: r.packets[0]!.payload }, dependent);
   }
 
   /** COM_STMT_EXECUTE: routed by the statement's class, prepared there if needed, ids rewritten. */
@@ -58,7 +64,17 @@ export class PreparedStatements {
     const cursor = p.payload.length > 5 && (p.payload[5]! & CURSOR_FLAGS) !== 0;
     const c = stmt.classification;
     const pin = mysqlEffectVerdict(c) === 'pin';
-    const h = await this.s.connFor(c, pin || cursor, false);
+    // Dependent (LAST_INSERT_ID() ...): on the lingering connection, or one given what it left;
+    // ROW_COUNT() / FOUND_ROWS() cannot be given to another connection: refused, not guessed.
+    const dependent = dependsOnPrevious(c, stmt.sql);
+    if (dependent) {
+      const after = await this.s.lastAftermath();
+      if (after && (UNREPEATABLE.test(stmt.sql) || after.lastInsertId === null)) {
+        this.s.dropAftermath();
+        return this.s.reply(buildErr(AFTERMATH_GONE), seq);
+      }
+    }
+    const h = await this.s.connFor(c, pin || cursor, dependent);
     const r = await this.prepareOn(h, stmt.sql, false);
     if (!r.ok) {
       this.s.reply(r.error, seq);

@@ -12,7 +12,8 @@ import { decideRoute } from '../pg/route.js';
 import { causalOf } from '../causal.js';
 import { MysqlSessionState, stateKey } from './session-state.js';
 import { MysqlServerError, errPayload } from './errors.js';
-import { ClientSink } from './sink.js';
+import { ClientSink, CollectSink } from './sink.js';
+import { singleTextRow, type Aftermath } from './answers.js';
 import { PreparedStatements } from './prepared.js';
 import { killOnNode } from './kill.js';
 import { handleCommand } from './commands.js';
@@ -48,6 +49,9 @@ const MAX_QUEUED = 256;
  * session is pinned (user variables, temporary tables, locks), and after a
  * write or warnings until the next command (LAST_INSERT_ID(), ROW_COUNT(),
  * SHOW WARNINGS read what the previous statement left); otherwise it goes back.
+ * That linger yields to pool pressure: when another session waits for a
+ * connection of the same pool, the session reads LAST_INSERT_ID() and
+ * ROW_COUNT() off the lingering connection and gives it back (see reclaim).
  */
 export class MysqlSession implements MysqlKillable, IdleWatched {
   private readonly queue: MysqlPacket[] = [];
@@ -57,6 +61,12 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
   private pinned = false;
   /** Held only for a statement that reads what the last one left (see class comment). */
   private lingering = false;
+  /** The lingering connection is registered with its pool: given back when someone waits (see reclaim). */
+  private reclaimable = false;
+  /** Reading the aftermath of a lingering connection before it goes back (see reclaim). */
+  private reclaiming: Promise<void> | null = null;
+  /** What the previous statement left, read from its connection before that went back; for the next command only. */
+  private aftermath: Aftermath | null = null;
   /** SET TRANSACTION applies to the next transaction of this connection: the next command must run here. */
   private mustUseHeld = false;
   /** A server-side cursor is open on the held connection (COM_STMT_FETCH follows). */
@@ -191,10 +201,15 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
    * session's database and settings.
    */
   async connFor(c: Classification, pin: boolean, dependent: boolean): Promise<Held> {
+    if (this.reclaiming) await this.reclaiming;
+    // After a linger was given back, a dependent statement gets a connection whose
+    // LAST_INSERT_ID() is the one the previous statement left (see primeFor).
+    let after = this.aftermath;
+    this.aftermath = null;
     const held = this.held;
     if (held && (this.mustKeep() || (this.lingering && (dependent || this.mustUseHeld)))) {
       this.mustUseHeld = false;
-      this.lingering = false;
+      this.endLinger();
       this.runtime.counters.decision(c.class, this.pinned ? 'pinned' : 'transaction');
       this.runtime.counters.query(held.conn.node, held.target);
       return held;
@@ -202,7 +217,11 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
     const routed = pin && c.class === 'read' ? { ...c, class: 'write' as const } : c;
     const decision = await decideRoute(this.runtime, routed, this.id.listener, { causal: causalOf(this) });
     this.runtime.counters.decision(c.class, decision.reason);
-    this.lingering = false;
+    // Given back meanwhile (someone waited while this route was decided): use what it left.
+    if (this.reclaiming) await this.reclaiming;
+    if (this.aftermath) after = this.aftermath;
+    this.aftermath = null;
+    this.endLinger();
     if (this.held) {
       if (this.held.conn.node === decision.node && !this.held.conn.broken) {
         this.held.target = decision.target;
@@ -217,7 +236,7 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
       throw new SwitchyardError(ErrorCodes.BACKEND_GONE, 'client closed');
     }
     try {
-      await this.syncState(h.conn);
+      await this.syncState(h.conn, dependent && after ? after.lastInsertId : null);
     } catch (e) {
       h.conn.dirty = true;
       this.giveBack(h);
@@ -242,13 +261,15 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
   }
 
   /** Replays database and settings on a connection that differs (answers swallowed, one round trip). */
-  private async syncState(conn: MysqlBackendConn): Promise<void> {
+  private async syncState(conn: MysqlBackendConn, lastInsertId: string | null = null): Promise<void> {
     const waits: Promise<ResponseEnd>[] = [];
     const db = this.state.db;
     if (db !== null && conn.db !== db) waits.push(conn.command(Buffer.concat([Buffer.from([Com.INIT_DB]), Buffer.from(db, 'utf8')])));
     const replay = this.state.replayFor(conn, this.id.key.charset);
     if (replay === undefined) throw new SwitchyardError(ErrorCodes.INTERNAL, 'cannot restore the character set of a pooled connection');
     for (const sql of replay ?? []) waits.push(conn.command(Buffer.concat([Buffer.from([Com.QUERY]), Buffer.from(sql, 'utf8')])));
+    // Last, so the diagnostics the statement may read (warnings, errors) are this one's: none.
+    if (lastInsertId !== null && /^\d+$/.test(lastInsertId)) waits.push(conn.command(Buffer.from(`\x03DO LAST_INSERT_ID(${lastInsertId})`, 'latin1')));
     if (waits.length === 0) return;
     const ends = await Promise.all(waits);
     const failed = ends.find((e) => e.error);
@@ -274,17 +295,79 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
   }
 
   /** After a command: keep the connection (transaction, pin, a write's aftermath) or give it back. */
-  settle(h: Held, c: Classification, end: ResponseEnd): void {
+  settle(h: Held, c: Classification, end: ResponseEnd, keepLinger = false): void {
     const st = h.conn.status;
     if ((st & Status.IN_TRANS) === 0 && (st & Status.AUTOCOMMIT) !== 0) causalOf(this).settle();
     if (this.mustKeep()) return;
     // SHOW WARNINGS / SHOW ERRORS also report an error, so an ERR keeps the connection too.
-    const aftermath = (h.target === 'primary' && c.class === 'write') || end.warnings > 0 || end.error || this.mustUseHeld;
+    // keepLinger: a COM_STMT_PREPARE of a dependent statement, whose execute comes next.
+    const aftermath = (h.target === 'primary' && c.class === 'write') || end.warnings > 0 || end.error || this.mustUseHeld || keepLinger;
     if (aftermath && !h.conn.dirty) {
       this.lingering = true;
+      // Yields to pool pressure unless the next command must run here whatever it is (SET
+      // TRANSACTION), or the statement left warnings or an error: SHOW WARNINGS / SHOW ERRORS
+      // would need their messages, which only that connection has. Those keep lingering
+      // regardless of waiters: rare, and exact. In pool.mode session the connection stays anyway.
+      if (!end.error && end.warnings === 0 && !this.mustUseHeld && this.runtime.config.pool.mode === 'transaction') {
+        this.reclaimable = true;
+        if (!h.pool.linger(h.conn, () => this.reclaim())) this.reclaim();
+      }
       return;
     }
     this.releaseHeld();
+  }
+
+  private endLinger(): void {
+    if (this.reclaimable && this.held) this.held.pool.unlinger(this.held.conn);
+    this.reclaimable = false;
+    this.lingering = false;
+  }
+
+  /**
+   * Another session waits for a connection of the lingering one's pool: read
+   * LAST_INSERT_ID() and ROW_COUNT() off it (exact, where the OK packet's
+   * last_insert_id is not: an explicit value in an AUTO_INCREMENT column or an
+   * INSERT ... ON DUPLICATE KEY UPDATE reports the row's id without changing
+   * LAST_INSERT_ID()), then give it back. The next command waits for this.
+   */
+  private reclaim(): void {
+    const h = this.held;
+    if (!h || !this.lingering || !this.reclaimable || this.reclaiming) return;
+    this.endLinger();
+    this.reclaiming = this.readAftermath(h).finally(() => {
+      this.reclaiming = null;
+    });
+  }
+
+  private async readAftermath(h: Held): Promise<void> {
+    let a: Aftermath = { lastInsertId: null, rowCount: null };
+    try {
+      const sink = new CollectSink();
+      const end = await h.conn.command(Buffer.from('\x03SELECT LAST_INSERT_ID(), ROW_COUNT()', 'latin1'), 'result', sink);
+      const row = end.error ? null : singleTextRow(sink.packets.map((p) => p.payload));
+      if (row && row.length === 2) a = { lastInsertId: row[0]!, rowCount: row[1]! };
+    } catch {
+      // Lost meanwhile: onHeldLost has dealt with the connection; nothing is known.
+    }
+    if (this.closed || this.held !== h) return;
+    this.aftermath = a;
+    this.releaseHeld();
+  }
+
+  /** After the previous statement's connection went back: what it left (consumed by the next command's connFor). */
+  async lastAftermath(): Promise<Aftermath | null> {
+    if (this.reclaiming) await this.reclaiming;
+    return this.aftermath;
+  }
+
+  /** Kept for the command after this one (a COM_STMT_PREPARE in between does not change it). */
+  restoreAftermath(a: Aftermath | null): void {
+    if (a) this.aftermath = a;
+  }
+
+  /** The next command was answered here (from the aftermath): nothing of it is left for the one after. */
+  dropAftermath(): void {
+    this.aftermath = null;
   }
 
   /** Keep the session on its current primary connection for good. */
@@ -309,9 +392,9 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
   }
 
   releaseHeld(): void {
+    this.endLinger();
     const h = this.held;
     this.held = null;
-    this.lingering = false;
     this.mustUseHeld = false;
     this.cursorOpen = false;
     if (!h) return;
@@ -340,9 +423,9 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
   private onHeldLost(conn: MysqlBackendConn, reason: string): void {
     if (this.held?.conn !== conn) return;
     const keep = this.mustKeep();
+    this.endLinger();
     this.held.pool.discard(conn);
     this.held = null;
-    this.lingering = false;
     // A transaction or pinned state died with it: end the client's connection, as the server would
     // have (also mid-command: going on unpinned would silently lose user variables or temp tables).
     // Otherwise a command in flight gets its error from its own path and the session goes on.
@@ -365,6 +448,8 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
 
   /** COM_RESET_CONNECTION: the session starts afresh (its database stays); a connection it held with state is dropped. */
   resetSession(): void {
+    this.endLinger();
+    this.aftermath = null;
     const h = this.held;
     if (h && this.mustKeep()) {
       this.held = null;
@@ -432,6 +517,7 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
     if (this.pinned) this.runtime.pinnedSessions--;
     for (const k of this.kept.values()) this.giveBack(k);
     this.kept.clear();
+    this.endLinger();
     const h = this.held;
     this.held = null;
     if (!h) return;

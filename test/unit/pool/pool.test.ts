@@ -396,3 +396,42 @@ describe('Pool: idle reaping and resize', () => {
     expect(p.stats()).toMatchObject({ idle: 1, active: 0, total: 1 });
   });
 });
+
+describe('Pool: lingering holders give connections back to waiters', () => {
+  it('a waiter asks the oldest lingering holder (once) to give its connection back, and gets it', async () => {
+    const f = fakeFactory();
+    const p = pool(f);
+    const a = await p.acquire();
+    const b = await p.acquire();
+    const asked: string[] = [];
+    expect(p.linger(a, () => { asked.push('a'); p.release(a); })).toBe(true);
+    expect(p.linger(b, () => asked.push('b'))).toBe(true);
+    const got = await p.acquire();
+    expect(got).toBe(a);
+    expect(asked).toEqual(['a']);
+    // b's holder kept it for real: no longer asked.
+    p.unlinger(b);
+    const waiting = p.acquire();
+    expect(asked).toEqual(['a']);
+    p.release(b);
+    expect(await waiting).toBe(b);
+    expect(f.attempts()).toBe(2);
+  });
+
+  it('refuses to register while someone waits already; released or discarded connections are forgotten', async () => {
+    const f = fakeFactory();
+    const p = pool(f, { size: 1 });
+    const a = await p.acquire();
+    const waiting = p.acquire();
+    expect(p.linger(a, () => undefined)).toBe(false);
+    p.release(a);
+    const again = await waiting;
+    expect(again).toBe(a);
+    const asked: number[] = [];
+    expect(p.linger(a, () => asked.push(1))).toBe(true);
+    p.discard(a);
+    const next = await p.acquire();
+    expect(asked).toEqual([]);
+    expect(next).not.toBe(a);
+  });
+});
