@@ -213,6 +213,8 @@ describe('lag budget (max_replica_lag)', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
       await until(() => (snapshotOf(proxy).nodes.find((x) => x.name === paused)!.lagSeconds ?? 0) > 0.3, 10_000);
+      // The other replica must have replayed the writes (a loaded CI machine lags it too).
+      await until(() => snapshotOf(proxy).nodes.find((x) => x.name === other)!.lagBytes === 0, 10_000);
       // 1. A strict hint (200ms) keeps reads off the paused replica; without it both replicas serve.
       await resetStatementStats(info);
       for (let i = 0; i < 100; i++) await reader.query('/* max_lag=200ms */ SELECT count(*) FROM lag_probe WHERE v = 2');
