@@ -25,6 +25,8 @@ export interface NodeStatus {
   drained: boolean;
   /** discovery.patroni: Patroni's member name, role, state and tags for this node. */
   patroni?: { member: string | null; role: string | null; state: string | null; noloadbalance: boolean; nofailover: boolean };
+  /** MySQL Group Replication: the member's MEMBER_STATE and MEMBER_ROLE as it reports them itself. */
+  group_replication?: { member_state: string; member_role: string; multi_primary: boolean };
   pool: { active: number; idle: number; waiting: number };
   /** Statements sent to this node since start (the stats page turns it into a rate). */
   queries?: number;

@@ -28,6 +28,8 @@ export interface NodeState {
   readonly secondsBehindSource?: number | null;
   /** With `discovery.patroni`: what Patroni says of this node (src/topology/patroni.ts). */
   readonly patroni?: PatroniNodeState;
+  /** MySQL Group Replication: the member's own MEMBER_STATE and MEMBER_ROLE (src/topology/mysql-group.ts). */
+  readonly groupReplication?: { readonly state: string; readonly role: string; readonly multiPrimary: boolean };
 }
 
 /** Patroni's view of one configured node; member null when Patroni does not list it. */

@@ -237,6 +237,7 @@ export class MysqlClusterRuntime {
           eligible: el?.eligible ?? false,
           ineligible_reason: el?.eligible ? undefined : el?.reason,
           drained: n.drained,
+          ...(n.groupReplication ? { group_replication: { member_state: n.groupReplication.state, member_role: n.groupReplication.role, multi_primary: n.groupReplication.multiPrimary } } : {}),
           pool,
         };
       }),

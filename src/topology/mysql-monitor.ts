@@ -6,6 +6,7 @@ import { formatGtidPos, gtidCovers, gtidMax, gtidTotal, gtidWatermark, parseMari
 import type { TopologyHolder } from './holder.js';
 import { monitorLoginChanged } from './monitor-login.js';
 import { refineWithGtid } from './mysql-decide.js';
+import { judgeGroupMember, secondaryPrimaries, unconfiguredMembers, type GroupMemberRow, type GroupedNode } from './mysql-group.js';
 
 /** What one monitoring connection knows about its server, learnt once at connect. */
 interface Monitored {
@@ -13,6 +14,8 @@ interface Monitored {
   flavor: 'mariadb' | 'mysql';
   /** Replica status statement, or null when the login may not run it (then there is no Seconds_Behind_Master). */
   statusSql: string | null;
+  /** MySQL with the group_replication plugin loaded: the node's @@server_uuid, to find itself among the members. */
+  groupSelf: string | null;
 }
 
 interface GtidProbe extends NodeProbe {
@@ -20,10 +23,13 @@ interface GtidProbe extends NodeProbe {
   secondsBehind?: number | null;
   /** The replication IO thread is connected to a source. */
   replicating?: boolean;
+  /** In a running replication group (mysql-group.ts judgeGroupMember). */
+  group?: { name: string; state: string; role: string; multiPrimary: boolean };
 }
 
 const MARIADB_PROBE = 'SELECT @@global.read_only AS ro, @@global.gtid_binlog_pos AS bpos, @@global.gtid_current_pos AS cpos';
 const MYSQL_PROBE = 'SELECT @@global.read_only AS ro, @@global.super_read_only AS sro, @@global.gtid_executed AS gexec, @@global.gtid_mode AS gmode';
+const GROUP_MEMBERS = 'SELECT MEMBER_ID AS id, MEMBER_HOST AS host, MEMBER_PORT AS port, MEMBER_STATE AS state, MEMBER_ROLE AS role, @@global.group_replication_group_name AS gname FROM performance_schema.replication_group_members';
 
 /**
  * Probes every node of a MySQL/MariaDB cluster each health.interval over one
@@ -40,6 +46,12 @@ const MYSQL_PROBE = 'SELECT @@global.read_only AS ro, @@global.super_read_only A
  *     mysql-decide.ts) and whether the IO thread is connected.
  * Lag in "bytes" is in transactions (gtid.ts gtidDistance); lag in seconds
  * comes from the primary's position history, as for PostgreSQL.
+ *
+ * MySQL Group Replication (plugin loaded, node in a running group): the
+ * node's own row in performance_schema.replication_group_members decides as
+ * well (mysql-group.ts): not ONLINE or without quorum = down at once; the
+ * PRIMARY is the writable one; in multi-primary mode the first configured
+ * ONLINE member takes the writes and the others are read from.
  */
 export class MysqlTopologyMonitor {
   private readonly clients = new Map<string, Promise<Monitored>>();
@@ -61,6 +73,10 @@ export class MysqlTopologyMonitor {
   private readonly done: { probe: GtidProbe; startedAt: number }[] = [];
   /** Per node, when its last successful probe started: its position was read after that. */
   private readonly probedAt = new Map<string, number>();
+  /** Per node, its group membership from its last good probe (absent: in no group). */
+  private readonly groups = new Map<string, NonNullable<GtidProbe['group']>>();
+  /** Group members already logged as missing from the config (logged once each). */
+  private readonly unconfiguredLogged = new Set<string>();
 
   constructor(
     private config: ClusterConfig,
@@ -161,6 +177,8 @@ export class MysqlTopologyMonitor {
     if (before && before.up !== after.up) this.log.warn({ node: p.name, up: after.up, error: p.error }, after.up ? 'node is up' : 'node is down');
     if (before && before.role !== after.role && after.role !== 'unknown') this.log.info({ node: p.name, role: after.role }, 'node role changed');
     this.health.set(p.name, after);
+    if (p.group) this.groups.set(p.name, p.group);
+    else if (p.ok) this.groups.delete(p.name);
     if (!p.ok) return;
     this.probedAt.set(p.name, startedAt);
     this.positions.set(p.name, p.gtid ?? null);
@@ -181,14 +199,15 @@ export class MysqlTopologyMonitor {
   private publish(): void {
     const now = Date.now();
     const inputs = this.inputs();
-    const primary = buildSnapshot(inputs, this.health, [], this.version, now).primary;
+    const roles = this.groupRoles();
+    const primary = buildSnapshot(inputs, roles, [], this.version, now).primary;
     const prev = this.holder.current();
     if (primary) {
       const gtid = this.positions.get(primary);
       if (gtid) this.record(gtid, now);
     }
     const health = new Map<string, NodeHealth>();
-    for (const [name, h] of this.health) {
+    for (const [name, h] of roles) {
       const gtid = this.positions.get(name) ?? null;
       const position = gtid === null ? null : name === primary ? gtidTotal(gtid) : gtidWatermark(this.history, gtid);
       health.set(name, { ...h, position });
@@ -200,9 +219,30 @@ export class MysqlTopologyMonitor {
       secondsBehind: this.secondsBehind,
       history: this.history,
     });
+    const withGroups = this.groups.size === 0 ? snap : { ...snap, nodes: snap.nodes.map((n) => this.withGroup(n)) };
     if (prev.primary !== snap.primary && prev.version > 0) this.log.warn({ from: prev.primary, to: snap.primary }, 'primary changed');
     if (snap.splitBrain && !prev.splitBrain) this.log.error({ cluster: this.config.name }, 'split brain: more than one writable node; writes are refused');
-    this.holder.publish(snap);
+    this.holder.publish(withGroups);
+  }
+
+  /** Health with the writable members of a multi-primary group other than the write target counted as replicas. */
+  private groupRoles(): ReadonlyMap<string, NodeHealth> {
+    if (this.groups.size === 0) return this.health;
+    const grouped: GroupedNode[] = this.config.nodes.map((n) => {
+      const g = this.groups.get(n.name);
+      const h = this.health.get(n.name);
+      return { name: n.name, group: g?.name ?? null, writable: h?.up === true && h.role === 'primary', multiPrimary: g?.multiPrimary ?? false };
+    });
+    const demoted = secondaryPrimaries(grouped);
+    if (demoted.size === 0) return this.health;
+    const out = new Map(this.health);
+    for (const name of demoted) out.set(name, { ...out.get(name)!, role: 'replica' });
+    return out;
+  }
+
+  private withGroup<N extends { name: string }>(n: N): N {
+    const g = this.groups.get(n.name);
+    return g ? { ...n, groupReplication: { state: g.state, role: g.role, multiPrimary: g.multiPrimary } } : n;
   }
 
   /**
@@ -257,7 +297,26 @@ export class MysqlTopologyMonitor {
     const m = await this.connect(name);
     const [rows] = await m.conn.query<mysql.RowDataPacket[]>(m.flavor === 'mariadb' ? MARIADB_PROBE : MYSQL_PROBE);
     const row = rows[0]!;
-    const writable = Number(row.ro) === 0 && (m.flavor === 'mariadb' || Number(row.sro) === 0);
+    let writable = Number(row.ro) === 0 && (m.flavor === 'mariadb' || Number(row.sro) === 0);
+    let group: GtidProbe['group'];
+    if (m.groupSelf !== null) {
+      const [members] = await m.conn.query<mysql.RowDataPacket[]>(GROUP_MEMBERS);
+      const view = {
+        self: m.groupSelf,
+        group: String(members[0]?.gname ?? ''),
+        members: members.map((r): GroupMemberRow => ({ id: String(r.id ?? ''), host: String(r.host ?? ''), port: Number(r.port ?? 0), state: String(r.state ?? ''), role: String(r.role ?? '') })),
+      };
+      const verdict = judgeGroupMember(view);
+      if (verdict.inGroup) {
+        this.logUnconfigured(view);
+        // A member in ERROR, RECOVERING or a minority partition is certain not to serve current
+        // data: out at once (as a refused connection is), not after `fall` rounds of stale reads.
+        group = { name: view.group, state: verdict.state!, role: verdict.role!, multiPrimary: verdict.multiPrimary };
+        if (!verdict.ok) return { name, ok: false, refused: true, error: verdict.error, group };
+        // Both must agree: during an election the new PRIMARY is listed before super_read_only is off.
+        writable = writable && verdict.writable;
+      }
+    }
     let gtid: GtidPos | null = null;
     try {
       if (m.flavor === 'mariadb') {
@@ -272,7 +331,9 @@ export class MysqlTopologyMonitor {
     }
     let secondsBehind: number | null = null;
     let replicating = false;
-    if (m.statusSql) {
+    // A group member's replication channels are the group's own applier and recovery: they are not
+    // a source it lags behind, and a writable member "replicating" through them is normal.
+    if (m.statusSql && !group) {
       const [status] = await m.conn.query<mysql.RowDataPacket[]>(m.statusSql);
       const s = status[0];
       if (s) {
@@ -281,7 +342,15 @@ export class MysqlTopologyMonitor {
         replicating = String(s.Slave_IO_Running ?? s.Replica_IO_Running) === 'Yes';
       }
     }
-    return { name, ok: true, writable, position: null, gtid, secondsBehind, replicating };
+    return { name, ok: true, writable, position: null, gtid, secondsBehind, replicating, ...(group ? { group } : {}) };
+  }
+
+  private logUnconfigured(view: { self: string; group: string; members: readonly GroupMemberRow[] }): void {
+    for (const m of unconfiguredMembers({ ...view }, this.config.nodes)) {
+      if (this.unconfiguredLogged.has(m.id)) continue;
+      this.unconfiguredLogged.add(m.id);
+      this.log.warn({ cluster: this.config.name, member: `${m.host}:${m.port}`, state: m.state, role: m.role }, 'a group replication member is not in the config; it gets no traffic');
+    }
   }
 
   /** The node's monitoring connection, opened (and its server's flavor learnt) when there is none. */
@@ -345,7 +414,18 @@ export class MysqlTopologyMonitor {
       }
     }
     if (!statusSql) this.log.warn({ node: name }, 'the monitoring login cannot read replica status (grant SLAVE MONITOR on MariaDB 10.5+, REPLICATION CLIENT on MySQL); no Seconds_Behind_Master cross-check');
-    return { conn, flavor, statusSql };
+    let groupSelf: string | null = null;
+    if (flavor === 'mysql') {
+      // The variable exists only while the group_replication plugin is loaded; without it the node is
+      // judged by read_only alone, as any MySQL replica.
+      try {
+        const [g] = await conn.query<mysql.RowDataPacket[]>('SELECT @@global.server_uuid AS uuid, @@global.group_replication_group_name AS gname');
+        groupSelf = String(g[0]?.uuid ?? '') || null;
+      } catch (e) {
+        this.log.debug({ node: name, err: (e as Error).message }, 'no group replication plugin');
+      }
+    }
+    return { conn, flavor, statusSql, groupSelf };
   }
 
   private dropClient(name: string): void {

@@ -4,6 +4,7 @@ import {
   Cap, MysqlPacketReader, buildHandshakeResponse, cachingSha2Token, framePacket, isErr, isOk,
   nativePasswordToken, parseAuthSwitch, parseErr, parseHandshakeV10, parseOk, type MysqlPacket,
 } from '../../protocol/mysql/index.js';
+import { ed25519Signature } from '../../protocol/mysql/ed25519.js';
 
 /** What the proxy asks of every backend connection (DEPRECATE_EOF off: it makes no difference to forwarding). */
 export const BACKEND_CAPS = (Cap.LONG_PASSWORD | Cap.FOUND_ROWS | Cap.LONG_FLAG | Cap.CONNECT_WITH_DB |
@@ -44,13 +45,15 @@ export interface MysqlBackendSocket {
 function tokenFor(plugin: string, password: string, nonce: Buffer): Buffer {
   if (plugin === 'mysql_native_password') return nativePasswordToken(password, nonce);
   if (plugin === 'caching_sha2_password') return cachingSha2Token(password, nonce);
+  // MariaDB's ed25519 plugin: sign the server's 32-byte nonce with a key derived from the password.
+  if (plugin === 'client_ed25519') return ed25519Signature(password, nonce.subarray(0, 32));
   throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, `backend asks for unsupported auth plugin ${plugin}`);
 }
 
 /**
- * Opens a connection to a MySQL/MariaDB node and logs in: native password or
- * caching_sha2 (fast path; full auth needs TLS or RSA, which this increment
- * does not do), following an AuthSwitchRequest. Rejects with the server's ERR
+ * Opens a connection to a MySQL/MariaDB node and logs in: native password,
+ * MariaDB ed25519 or caching_sha2 (fast path; full auth needs TLS or RSA,
+ * which this increment does not do), following an AuthSwitchRequest. Rejects with the server's ERR
  * message on bad credentials.
  */
 export function connectMysql(o: MysqlLogin): Promise<MysqlBackendSocket> {
@@ -118,7 +121,8 @@ export function connectMysql(o: MysqlLogin): Promise<MysqlBackendSocket> {
           if (h === 0xfe) {
             const sw = parseAuthSwitch(p.payload);
             plugin = sw.plugin;
-            nonce = sw.data;
+            // ed25519's nonce is exactly 32 random bytes: parseAuthSwitch's trailing-NUL trim would cut one that ends in 0.
+            nonce = plugin === 'client_ed25519' ? sw.rawData : sw.data;
             socket.write(framePacket(tokenFor(plugin, o.password, nonce), p.seq + 1).bytes);
             continue;
           }

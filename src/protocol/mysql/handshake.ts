@@ -123,10 +123,11 @@ export function buildAuthSwitch(plugin: string, data: Buffer): Buffer {
   return Buffer.concat([Buffer.from([0xfe]), Buffer.from(plugin + '\0', 'utf8'), data, Buffer.from([0])]);
 }
 
-export function parseAuthSwitch(payload: Buffer): { plugin: string; data: Buffer } {
+export function parseAuthSwitch(payload: Buffer): { plugin: string; data: Buffer; rawData: Buffer } {
   const r = new PayloadReader(payload, 1);
   const plugin = r.nulString();
-  let data = r.rest();
+  const rawData = r.rest();
+  let data = rawData;
   if (data.length > 0 && data[data.length - 1] === 0) data = data.subarray(0, data.length - 1);
-  return { plugin, data };
+  return { plugin, data, rawData };
 }

@@ -140,7 +140,16 @@ describe('handshake', () => {
 
   it('AuthSwitchRequest round-trips', () => {
     const n = makeNonce();
-    expect(parseAuthSwitch(buildAuthSwitch('mysql_native_password', n))).toEqual({ plugin: 'mysql_native_password', data: n });
+    expect(parseAuthSwitch(buildAuthSwitch('mysql_native_password', n))).toMatchObject({ plugin: 'mysql_native_password', data: n });
+  });
+
+  it('AuthSwitchRequest keeps the raw data too (an ed25519 nonce may end in a 0 byte)', () => {
+    const nonce = Buffer.alloc(32, 7);
+    nonce[31] = 0;
+    const payload = Buffer.concat([Buffer.from([0xfe]), Buffer.from('client_ed25519\0'), nonce]);
+    const sw = parseAuthSwitch(payload);
+    expect(sw.rawData).toEqual(nonce);
+    expect(sw.data).toHaveLength(31);
   });
 });
 
