@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type { ClusterConfig, Config } from './config/types.js';
 import { loadConfigFile, formatProblem } from './config/load.js';
-import { watchConfigFile, type ConfigWatcher } from './config/watch.js';
+import { fileSha256, watchConfigFile, type ConfigWatcher } from './config/watch.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics, type ClusterStatus } from './observability/metrics.js';
 import { AdminServer } from './admin/server.js';
@@ -31,6 +31,8 @@ export interface TopologyMonitorLike {
   stop(): void;
   update(config: ClusterConfig): void;
   setDrained(node: string, drained: boolean): void;
+  /** Connecting to `node` failed on the hot path (the runtime's failureSink). */
+  reportFailure?(node: string, error: string): void;
 }
 
 export interface ReloadResult {
@@ -70,6 +72,10 @@ export class App {
   private retired: BoundListener[] = [];
   /** Reloads run one at a time, in the order asked for. */
   private reloading: Promise<unknown> = Promise.resolve();
+  /** Successful reloads that changed the config since start (per process: shown in /status). */
+  private generation = 0;
+  /** sha256 of the last file rejected for its content, until another content is seen (see reloadNow). */
+  private rejectedSha: string | null = null;
 
   constructor(private readonly opts: AppOptions) {}
 
@@ -107,11 +113,11 @@ export class App {
     const holder = new TopologyHolder(initialSnapshot(cfg));
     const log = this.log.child({ cluster: cfg.name });
     const mysql = cfg.protocol === 'mysql';
-    const monitor = this.opts.topologyFeed?.(cfg, holder) ?? (mysql ? new MysqlTopologyMonitor(cfg, holder, log) : new PgTopologyMonitor(cfg, holder, log));
+    const monitor = this.opts.topologyFeed?.(cfg, holder) ?? createTopologyMonitor(cfg, holder, log);
     const runtime = mysql
       ? new MysqlClusterRuntime(cfg, this.config.limits, holder, this.metrics, log)
       : new PgClusterRuntime(cfg, this.config.limits, holder, this.metrics, log);
-    runtime.failureSink = (node, error) => (monitor as { reportFailure?: (n: string, e: string) => void }).reportFailure?.(node, error);
+    runtime.failureSink = (node, error) => monitor.reportFailure?.(node, error);
     monitor.start();
     const tlsContext = cfg.tls && cfg.tls.mode !== 'disable' ? tls.createSecureContext({ cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) }) : null;
     const listeners: (BoundListener | undefined)[] = [];
@@ -166,7 +172,7 @@ export class App {
   }
 
   status() {
-    return { clusters: this.clusterStatuses(), config: { loaded_at: this.loadedAt.toISOString(), sha256: this.configSha } };
+    return { clusters: this.clusterStatuses(), config: { loaded_at: this.loadedAt.toISOString(), sha256: this.configSha, generation: this.generation } };
   }
 
   ready(): boolean {
@@ -204,21 +210,44 @@ export class App {
     return run;
   }
 
-  private fail(problems: string[]): ReloadResult {
+  /**
+   * A rejected reload. `contentSha`: the rejection follows from the file's content alone
+   * (invalid, or adds/removes a cluster); asking again with the same content answers the
+   * same problems without counting or logging them again.
+   */
+  private fail(problems: string[], contentSha: string | null = null): ReloadResult {
+    if (contentSha !== null && contentSha === this.rejectedSha) return { ok: false, problems };
+    this.rejectedSha = contentSha;
     for (const p of problems) this.log.error({ problem: p }, 'config reload rejected; the running config stays');
     this.metrics.reloads.inc({ result: 'failure' });
     return { ok: false, problems };
   }
 
+  /**
+   * One change of the file is one reload, however many triggers it gets: a file change
+   * usually comes with its watch event and a SIGHUP or POST /reload from whoever made it
+   * (and with --workers the primary asks every worker). So a reload that finds the content
+   * already running changes nothing and counts nothing (it answers ok), and the same
+   * rejected content is counted once (fail()). A failed bind is not about the content:
+   * trying again with the same file is a new attempt, counted.
+   */
   private async reloadNow(): Promise<ReloadResult> {
     const loaded = await loadConfigFile(this.opts.configPath, this.opts.env ?? process.env);
-    if (!loaded.ok) return this.fail(loaded.problems.map((p) => formatProblem(p, this.opts.configPath)));
+    if (!loaded.ok) {
+      const problems = loaded.problems.map((p) => formatProblem(p, this.opts.configPath));
+      return this.fail(problems, (await fileSha256(this.opts.configPath)) ?? 'unreadable');
+    }
+    if (loaded.sha256 === this.configSha) {
+      this.rejectedSha = null;
+      this.log.info({ sha256: loaded.sha256 }, 'config file unchanged: nothing to reload');
+      return { ok: true, problems: [] };
+    }
     const next = loaded.config;
     const problems: string[] = [];
     for (const c of next.clusters) if (!this.clusters.has(c.name)) problems.push(`clusters: adding cluster ${c.name} needs a restart`);
     for (const name of this.clusters.keys()) if (!next.clusters.some((c) => c.name === name)) problems.push(`clusters: removing cluster ${name} needs a restart`);
     if (next.admin.listen !== this.config.admin.listen) this.log.warn('admin.listen changed: takes effect at the next restart');
-    if (problems.length > 0) return this.fail(problems);
+    if (problems.length > 0) return this.fail(problems, loaded.sha256);
 
     // Build: bind every changed address before anything is swapped, so a failed bind changes nothing.
     const opened: { running: RunningCluster; index: 0 | 1; listener: BoundListener | undefined }[] = [];
@@ -260,6 +289,8 @@ export class App {
     this.config = next;
     this.configSha = loaded.sha256;
     this.loadedAt = new Date();
+    this.generation++;
+    this.rejectedSha = null;
     this.admin.setToken(next.admin.token);
     this.metrics.reloads.inc({ result: 'success' });
     this.log.info({ sha256: loaded.sha256 }, 'config reloaded');
@@ -283,6 +314,11 @@ export class App {
     this.clusters.clear();
     await this.admin?.close();
   }
+}
+
+/** The topology monitor of a cluster's protocol (in the App, or in the --workers primary for all workers). */
+export function createTopologyMonitor(cfg: ClusterConfig, holder: TopologyHolder, log: Logger): PgTopologyMonitor | MysqlTopologyMonitor {
+  return cfg.protocol === 'mysql' ? new MysqlTopologyMonitor(cfg, holder, log) : new PgTopologyMonitor(cfg, holder, log);
 }
 
 /** Whether a snapshot carries exactly the configured nodes with their weights. */

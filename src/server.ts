@@ -37,7 +37,7 @@ export async function runServer(opts: ServerOptions): Promise<void> {
   });
 }
 
-/** A worker: the App without admin HTTP, file watch or (PostgreSQL) monitors; the primary drives them over IPC. */
+/** A worker: the App without admin HTTP, file watch or topology monitors; the primary drives them over IPC. */
 async function runWorker(opts: ServerOptions): Promise<void> {
   const app = new App({ configPath: opts.configPath, watch: false, admin: false, topologyFeed: topologyFeed() });
   await app.start();

@@ -11,7 +11,10 @@ import { renderStatsPage } from './page.js';
 
 export interface StatusDocument {
   clusters: ClusterStatus[];
-  config: { loaded_at: string; sha256: string };
+  /** generation: successful reloads since the process started. */
+  config: { loaded_at: string; sha256: string; generation?: number };
+  /** With --workers: each worker's pid and the config it runs (a reload reached it when its sha256 is the file's). */
+  workers?: { pid: number; config: StatusDocument['config']; client_connections: number }[];
 }
 
 /** What the admin server asks of the App, or (with --workers) of the workers through the primary. */

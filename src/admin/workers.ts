@@ -1,10 +1,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import client from 'prom-client';
-import { initialSnapshot, type App, type TopologyMonitorLike } from '../app.js';
+import { createTopologyMonitor, initialSnapshot, type App, type TopologyMonitorLike } from '../app.js';
 import type { ClusterConfig } from '../config/types.js';
 import type { TopologySnapshot } from '../routing/topology.js';
 import { TopologyHolder } from '../topology/holder.js';
-import { PgTopologyMonitor } from '../topology/pg-monitor.js';
 import { cancelRelay } from '../runtime/pg-cluster.js';
 import type { Logger } from '../observability/logger.js';
 import { loadConfigFile, formatProblem } from '../config/load.js';
@@ -20,11 +19,13 @@ import { AdminServer, type StatusDocument } from './server.js';
  * workers over IPC for status, readiness, reloads and drain/enable, and
  * /metrics is prom-client's AggregatorRegistry over all workers.
  *
- * One topology monitor per PostgreSQL cluster runs in the primary and sends
- * every snapshot it publishes to all workers, which route on it (their own
- * monitor is replaced by a feed); so there is one probe per node per interval
- * and all workers agree on roles, lag and drained nodes. Clusters of other
- * protocols keep a monitor per worker.
+ * One topology monitor per cluster (PostgreSQL and MySQL alike, the same
+ * createTopologyMonitor as a single process uses) runs in the primary and
+ * sends every snapshot it publishes to all workers, which route on it (their
+ * own monitor is replaced by a feed); so there is one probe per node per
+ * interval and all workers agree on roles, lag and drained nodes. A worker's
+ * failed backend connect goes to the primary's monitor (reportFailure), as a
+ * single process's does to its own.
  */
 
 type Op = 'status' | 'ready' | 'reload' | 'setDrained';
@@ -51,52 +52,53 @@ interface SnapshotMessage {
   cluster: string;
   snapshot: TopologySnapshot;
 }
+/** A worker could not connect to a node on the hot path: the primary's monitor counts it. */
+interface FailureMessage {
+  sy: 'fail';
+  cluster: string;
+  node: string;
+  error: string;
+}
 
-/** Clusters whose topology the primary monitors for all workers. */
-const fedByPrimary = (cfg: ClusterConfig) => cfg.protocol === 'postgres';
-
-/** In a worker: a monitor that only publishes what the primary sends. */
+/** In a worker: a monitor that only publishes what the primary sends, and reports failed connects to it. */
 export function topologyFeed(): (cfg: ClusterConfig, holder: TopologyHolder) => TopologyMonitorLike | null {
   const holders = new Map<string, TopologyHolder>();
   process.on('message', (msg: SnapshotMessage) => {
     if (msg?.sy === 'snap') holders.get(msg.cluster)?.publish(msg.snapshot);
   });
   return (cfg, holder) => {
-    if (!fedByPrimary(cfg)) return null;
     holders.set(cfg.name, holder);
     const noop = () => undefined;
-    return { start: noop, stop: () => holders.delete(cfg.name), update: noop, setDrained: noop };
+    return {
+      start: noop,
+      stop: () => holders.delete(cfg.name),
+      update: noop,
+      setDrained: noop,
+      reportFailure: (node: string, error: string) => process.send?.({ sy: 'fail', cluster: cfg.name, node, error } satisfies FailureMessage),
+    };
   };
 }
 
-/** In the primary: one monitor per fed cluster; every published snapshot goes to `send`. */
+/** In the primary: one monitor per cluster; every published snapshot goes to `send`. */
 class PrimaryMonitors {
-  private readonly monitors = new Map<string, { monitor: PgTopologyMonitor; holder: TopologyHolder }>();
-  private stopped = false;
+  private readonly monitors = new Map<string, { monitor: ReturnType<typeof createTopologyMonitor>; holder: TopologyHolder; unsubscribe: () => void }>();
 
   constructor(
     clusters: ClusterConfig[],
-    private readonly log: Logger,
-    private readonly send: (m: SnapshotMessage) => void,
+    log: Logger,
+    send: (m: SnapshotMessage) => void,
   ) {
-    for (const cfg of clusters.filter(fedByPrimary)) {
+    for (const cfg of clusters) {
       const holder = new TopologyHolder(initialSnapshot(cfg));
-      const monitor = new PgTopologyMonitor(cfg, holder, log.child({ cluster: cfg.name }));
-      this.monitors.set(cfg.name, { monitor, holder });
+      const monitor = createTopologyMonitor(cfg, holder, log.child({ cluster: cfg.name }));
+      const unsubscribe = holder.onPublish((snapshot) => send({ sy: 'snap', cluster: cfg.name, snapshot }));
+      this.monitors.set(cfg.name, { monitor, holder, unsubscribe });
       monitor.start();
-      void this.forward(cfg.name, holder);
     }
   }
 
-  /** The holder has no subscription API: wait for each snapshot after the last one sent. */
-  private async forward(cluster: string, holder: TopologyHolder): Promise<void> {
-    let last: TopologySnapshot | null = null;
-    while (!this.stopped) {
-      const snap = await holder.waitFor((s) => s !== last, 60_000);
-      if (!snap || this.stopped) continue;
-      last = snap;
-      this.send({ sy: 'snap', cluster, snapshot: snap });
-    }
+  reportFailure(cluster: string, node: string, error: string): void {
+    this.monitors.get(cluster)?.monitor.reportFailure(node, error);
   }
 
   /** The current snapshots, for a worker that has just started. */
@@ -113,8 +115,10 @@ class PrimaryMonitors {
   }
 
   stop(): void {
-    this.stopped = true;
-    for (const m of this.monitors.values()) m.monitor.stop();
+    for (const m of this.monitors.values()) {
+      m.unsubscribe();
+      m.monitor.stop();
+    }
   }
 }
 
@@ -129,7 +133,7 @@ export function serveWorker(app: App): void {
     if (msg?.sy !== 'req') return;
     void (async () => {
       let result: unknown;
-      if (msg.op === 'status') result = app.status();
+      if (msg.op === 'status') result = { ...app.status(), pid: process.pid };
       else if (msg.op === 'ready') result = app.ready();
       else if (msg.op === 'reload') result = await app.reload();
       else if (msg.op === 'setDrained') result = app.setDrained(String(msg.args[0]), String(msg.args[1]), Boolean(msg.args[2]));
@@ -153,7 +157,8 @@ export async function runPrimary(opts: { configPath: string; workers: number; wa
     for (const w of workers) if (w.isConnected()) w.send(m);
   });
 
-  cluster.on('message', (from, msg: Response | CancelMessage) => {
+  cluster.on('message', (from, msg: Response | CancelMessage | FailureMessage) => {
+    if (msg?.sy === 'fail') return monitors.reportFailure(msg.cluster, msg.node, msg.error);
     if (msg?.sy === 'cancel') {
       for (const w of workers) if (w !== from && w.isConnected()) w.send(msg);
       return;
@@ -197,7 +202,14 @@ export async function runPrimary(opts: { configPath: string; workers: number; wa
       });
     });
 
-  const reload = async () => {
+  // Reloads run one at a time (a file change and a SIGHUP often come together), in order.
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (): Promise<{ ok: boolean; problems: string[] }> => {
+    const run = reloading.then(reloadNow);
+    reloading = run.catch(() => undefined);
+    return run;
+  };
+  const reloadNow = async () => {
     // The primary's monitors follow a valid file first, so the workers' reloads (which wait
     // for a snapshot with the new nodes and weights) see it. An invalid file goes to the
     // workers anyway: they log each problem and count the failure.
@@ -214,7 +226,7 @@ export async function runPrimary(opts: { configPath: string; workers: number; wa
   const admin = new AdminServer(
     { registry: { metrics: () => aggregator.clusterMetrics(), contentType: aggregator.contentType } },
     {
-      status: async () => mergeStatus((await askAll<StatusDocument>('status')).filter((s): s is StatusDocument => s !== undefined)),
+      status: async () => mergeStatus((await askAll<StatusDocument & { pid: number }>('status')).filter((s) => s !== undefined)),
       ready: async () => {
         const r = await askAll<boolean>('ready');
         return r.length === opts.workers && r.every((x) => x === true);
@@ -259,9 +271,9 @@ export async function runPrimary(opts: { configPath: string; workers: number; wa
 
 /**
  * One /status from the workers': topology as the first worker sees it; what
- * is per process (clients, pools, counts) summed.
+ * is per process (clients, pools, counts) summed; `workers` lists each one.
  */
-export function mergeStatus(docs: StatusDocument[]): StatusDocument {
+export function mergeStatus(docs: (StatusDocument & { pid?: number })[]): StatusDocument {
   const [first, ...rest] = docs;
   if (!first) return { clusters: [], config: { loaded_at: '', sha256: '' } };
   const clusters: ClusterStatus[] = first.clusters.map((c) => ({ ...c, nodes: c.nodes.map((n) => ({ ...n, pool: { ...n.pool } })) }));
@@ -281,5 +293,9 @@ export function mergeStatus(docs: StatusDocument[]): StatusDocument {
       }
     }
   }
-  return { clusters, config: first.config };
+  // Per worker: which config it runs (a reload reached it when its sha256 is the file's) and how many clients it holds.
+  const workers = docs.flatMap((d) =>
+    typeof d.pid === 'number' ? [{ pid: d.pid, config: d.config, client_connections: d.clusters.reduce((n, c) => n + c.client_connections, 0) }] : [],
+  );
+  return { clusters, config: first.config, workers };
 }

@@ -320,8 +320,14 @@ describe('failover through the MySQL proxy (a private MariaDB cluster)', () => {
       const c = await connectThrough(fproxy, PROBE_USER);
       for (let i = 0; i < 20; i++) await c.query('INSERT INTO failover_probe (id) VALUES (?)', [1_000_000 + i]);
       await c.end();
-      const [u1] = await own.query<{ u: number }>('my1', `SELECT UPDATE_COMMANDS AS u FROM information_schema.USER_STATISTICS WHERE USER = '${PROBE_USER.user}'`);
-      expect(Number(u1!.u) - Number(u0?.u ?? 0)).toBe(20);
+      // MariaDB bumps USER_STATISTICS after it has sent the OK packet, so the last INSERT's
+      // count can land a moment after the client saw it acknowledged (19 seen in a CI run).
+      const updatesOnMy1 = async () => {
+        const [u1] = await own.query<{ u: number }>('my1', `SELECT UPDATE_COMMANDS AS u FROM information_schema.USER_STATISTICS WHERE USER = '${PROBE_USER.user}'`);
+        return Number(u1!.u) - Number(u0?.u ?? 0);
+      };
+      await until(async () => (await updatesOnMy1()) >= 20, 5_000).catch(() => undefined);
+      expect(await updatesOnMy1()).toBe(20);
     } finally {
       running = false;
       await Promise.all([writer, reader]).catch(() => undefined);
