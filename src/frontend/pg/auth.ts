@@ -3,8 +3,8 @@ import { ErrorCodes, SwitchyardError } from '../../errors.js';
 import { ScramServer, msg, parsePasswordMessage, parseSASLInitialResponse, md5Password } from '../../protocol/pg/index.js';
 
 /**
- * Stands in for the password of an unknown user: fixed per process so its
- * SCRAM keys are cached like a real user's and the work done is the same.
+ * Stands in for the password of an unknown user (md5, and the SCRAM exchange's
+ * password argument; SCRAM verifies against fakeKeysFor's keys instead).
  */
 const UNKNOWN_USER_PASSWORD = randomBytes(24).toString('base64');
 
@@ -19,6 +19,18 @@ const UNKNOWN_USER_SALT_KEY = randomBytes(32);
 /** The SCRAM salt shown for an unknown user: deterministic per name within this process. */
 export function fakeSaltFor(user: string): Buffer {
   return createHmac('sha256', UNKNOWN_USER_SALT_KEY).update(user).digest().subarray(0, 16);
+}
+
+/**
+ * An unknown user's stand-in SCRAM keys: two HMACs, about the cost of a known
+ * user's cached keys (a map lookup). Deriving them from a password would cost a
+ * PBKDF2 (0.9 ms of blocked event loop) per new name, make a made-up name slower
+ * to refuse than a wrong password (a timing oracle for which names exist) and
+ * let a flood of names evict the real users' cached keys.
+ */
+function fakeKeysFor(user: string): { storedKey: Buffer; serverKey: Buffer } {
+  const mac = (label: string) => createHmac('sha256', UNKNOWN_USER_SALT_KEY).update(label).update(user).digest();
+  return { storedKey: mac('stored:'), serverKey: mac('server:') };
 }
 
 export type ClientAuthMethod = 'scram-sha-256' | 'md5';
@@ -74,7 +86,7 @@ export class ClientAuthenticator {
           throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, `unsupported SASL mechanism "${mechanism}"`);
         }
         // Same iteration count (default 4096) either way; only the salt source differs.
-        this.scram = this.known ? new ScramServer(this.password) : new ScramServer(this.password, { salt: fakeSaltFor(this.user) });
+        this.scram = this.known ? new ScramServer(this.password) : new ScramServer(this.password, { salt: fakeSaltFor(this.user), keys: fakeKeysFor(this.user) });
         const serverFirst = this.scram.handleClientFirst(data.toString('utf8'));
         this.step = 'scram-final';
         return { send: msg.authenticationSASLContinue(serverFirst), done: false };

@@ -22,7 +22,7 @@ const xor = (a: Buffer, b: Buffer) => {
   return out;
 };
 
-interface ScramKeys {
+export interface ScramKeys {
   salted: Buffer;
   clientKey: Buffer;
   storedKey: Buffer;
@@ -48,6 +48,11 @@ function deriveKeys(password: string, salt: Buffer, iterations: number): ScramKe
   if (keyCache.size > 1000) keyCache.clear();
   keyCache.set(cacheKey, keys);
   return keys;
+}
+
+/** Entries in the derived-key cache (tests: unknown users must not add any). */
+export function scramKeyCacheSize(): number {
+  return keyCache.size;
 }
 
 /** Attributes of a SCRAM message ("k=v,k=v"); values may contain '='. */
@@ -152,11 +157,17 @@ export class ScramServer {
   private clientFirstBare = '';
   private serverFirst = '';
   private nonce = '';
+  private readonly keys: Pick<ScramKeys, 'storedKey' | 'serverKey'> | null;
 
+  /**
+   * `keys`: verify against these instead of deriving them from the password (an
+   * unknown user's stand-in keys: no PBKDF2 and no cache entry per made-up name).
+   */
   constructor(
     private readonly password: string,
-    opts: { iterations?: number; salt?: Buffer; nonce?: string } = {},
+    opts: { iterations?: number; salt?: Buffer; nonce?: string; keys?: Pick<ScramKeys, 'storedKey' | 'serverKey'> } = {},
   ) {
+    this.keys = opts.keys ?? null;
     this.iterations = opts.iterations ?? 4096;
     this.salt = opts.salt ?? saltFor(password);
     this.serverNonce = opts.nonce ?? randomBytes(18).toString('base64');
@@ -194,7 +205,7 @@ export class ScramServer {
     if (binding !== Buffer.from(this.gs2Header).toString('base64')) throw bad('channel binding');
     if (nonce !== this.nonce) throw bad('nonce');
     const proof = Buffer.from(proofText, 'base64');
-    const keys = deriveKeys(this.password, this.salt, this.iterations);
+    const keys = this.keys ?? deriveKeys(this.password, this.salt, this.iterations);
     const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
     const signature = hmac(keys.storedKey, authMessage);
     if (proof.length !== signature.length) return { ok: false };
