@@ -18,8 +18,12 @@ export interface BenchResult {
   latency_mean_ms: number | null;
   latency_p99_ms: number | null;
   proxy_cpu_s_per_1k_tx: number | null;
+  /** Share of the proxy CPU spent in the kernel (stime / (utime + stime)). */
+  proxy_cpu_sys_share?: number | null;
   proxy_peak_rss_mb: number | null;
   replica_share: number | null;
+  /** pgbench -S statements per node (pg_stat_statements calls), from which replica_share comes. */
+  selects_per_node?: Record<string, number>;
   commits_per_node?: Record<string, number>;
   memory?: unknown;
 }
@@ -59,7 +63,7 @@ export function renderResults(dir: string): string {
       (groups.get(k) ?? groups.set(k, []).get(k)!).push(r);
     }
     if (groups.size) {
-      out.push('TPS is the mean over repeats (each repeat listed in brackets, systems alternated A B A B). Latency in ms; CPU = proxy process CPU seconds (user+sys, from /proc, whole process tree) per 1,000 transactions; RSS = peak (VmHWM, summed over the tree: Pgpool-II forks 70 children, so its figure counts shared pages many times); replicas = share of committed transactions that ran on the replicas (pg_stat_database.xact_commit deltas on each node).', '');
+      out.push('TPS is the mean over repeats (each repeat listed in brackets, systems alternated A B A B). Latency in ms; CPU = proxy process CPU seconds (user+sys, from /proc, whole process tree) per 1,000 transactions; RSS = peak (VmHWM, summed over the tree: Pgpool-II forks 70 children, so its figure counts shared pages many times); the kernel share of CPU (stime / (utime + stime)) in brackets where measured; replicas = share of the `SELECT abalance FROM pgbench_accounts` statements that ran on the replicas (pg_stat_statements calls on each node; results before 2026-12-04 used pg_stat_database.xact_commit, whose delayed flushes leaked commits between systems).', '');
       out.push('| suite | workload | clients | system | TPS (runs) | x direct | mean ms | p99 ms | CPU s / 1k tx | peak RSS MB | replicas | errors |');
       out.push('|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|');
       for (const [, rs] of groups) {
@@ -71,7 +75,7 @@ export function renderResults(dir: string): string {
           const tps = mean(ok.map((r) => r.tps ?? 0));
           const r0 = xs[0]!;
           const err = xs.filter((r) => !r.ok).map((r) => r.error ?? 'failed');
-          out.push(`| ${r0.suite} | ${r0.workload === 'tpcb' ? 'TPC-B' : r0.suite === 'pgbench' ? `-S -M ${r0.workload}` : r0.workload} | ${r0.clients} | ${sys} | ${f(tps)} (${xs.map((r) => (r.ok ? f(r.tps) : 'fail')).join(', ')})${r0.suite === 'sysbench' && ok.length ? ` qps ${f(mean(ok.map((r) => r.qps ?? 0)))}` : ''} | ${direct && tps != null ? (tps / direct).toFixed(2) : '–'} | ${f(mean(ok.map((r) => r.latency_mean_ms ?? 0)), 3)} | ${f(mean(ok.map((r) => r.latency_p99_ms ?? 0)), 3)} | ${f(mean(ok.filter((r) => r.proxy_cpu_s_per_1k_tx != null).map((r) => r.proxy_cpu_s_per_1k_tx!)), 3)} | ${f(Math.max(0, ...ok.map((r) => r.proxy_peak_rss_mb ?? 0)), 1)} | ${ok.some((r) => r.replica_share != null) ? `${f(mean(ok.filter((r) => r.replica_share != null).map((r) => r.replica_share! * 100)), 1)}%` : '–'} | ${err.length ? `${err.length} failed: ${err[0]!.replace(/\|/g, '/').slice(0, 160)}` : ''} |`);
+          out.push(`| ${r0.suite} | ${r0.workload === 'tpcb' ? 'TPC-B' : r0.suite === 'pgbench' ? `-S -M ${r0.workload}` : r0.workload} | ${r0.clients} | ${sys} | ${f(tps)} (${xs.map((r) => (r.ok ? f(r.tps) : 'fail')).join(', ')})${r0.suite === 'sysbench' && ok.length ? ` qps ${f(mean(ok.map((r) => r.qps ?? 0)))}` : ''} | ${direct && tps != null ? (tps / direct).toFixed(2) : '–'} | ${f(mean(ok.map((r) => r.latency_mean_ms ?? 0)), 3)} | ${f(mean(ok.map((r) => r.latency_p99_ms ?? 0)), 3)} | ${f(mean(ok.filter((r) => r.proxy_cpu_s_per_1k_tx != null).map((r) => r.proxy_cpu_s_per_1k_tx!)), 3)}${ok.some((r) => r.proxy_cpu_sys_share != null) ? ` (${f(mean(ok.filter((r) => r.proxy_cpu_sys_share != null).map((r) => r.proxy_cpu_sys_share! * 100)), 0)}% kernel)` : ''} | ${f(Math.max(0, ...ok.map((r) => r.proxy_peak_rss_mb ?? 0)), 1)} | ${ok.some((r) => r.replica_share != null) ? `${f(mean(ok.filter((r) => r.replica_share != null).map((r) => r.replica_share! * 100)), 1)}%` : '–'} | ${err.length ? `${err.length} failed: ${err[0]!.replace(/\|/g, '/').slice(0, 160)}` : ''} |`);
         }
       }
       out.push('');

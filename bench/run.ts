@@ -84,14 +84,22 @@ function tree(pid: number): number[] {
 }
 /** utime+stime seconds of the process tree (children still alive). */
 function cpuSeconds(pid: number): number {
-  let t = 0;
+  const { user, sys } = cpuSplit(pid);
+  return user + sys;
+}
+/** utime and stime seconds of the process tree, apart: how much of the proxy's cost is the kernel's. */
+function cpuSplit(pid: number): { user: number; sys: number } {
+  let user = 0;
+  let sys = 0;
   for (const p of tree(pid)) {
     try {
-      const f = readFileSync(`/proc/${p}/stat`, 'utf8').slice(readFileSync(`/proc/${p}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
-      t += Number(f[11]) + Number(f[12]);
+      const st = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      user += Number(f[11]);
+      sys += Number(f[12]);
     } catch { /* gone */ }
   }
-  return t / TICK;
+  return { user: user / TICK, sys: sys / TICK };
 }
 /** Peak RSS (VmHWM) in kB, summed over the process tree (overcounts shared pages of forked pools). */
 function peakRssKb(pid: number): number {
@@ -275,6 +283,22 @@ ${nodes.map((n) => `      - { name: ${n.name}, host: 127.0.0.1, port: ${n.port} 
   return { name: workers > 1 ? `switchyard-w${workers}` : 'switchyard', port, user: 'app', password: 'app', pid: c.pid!, stop: () => stopChild(c) };
 }
 
+/**
+ * Calls of pgbench -S's statement on every node, from pg_stat_statements, which counts
+ * at the end of each statement in shared memory. (pg_stat_database.xact_commit is not
+ * used for the split: PostgreSQL 15 backends flush it at most once a second and, going
+ * idle within that second, only after 10 s, so one system's commits leaked into the
+ * next system's window: "direct" showed 2.1% of its reads on replicas.)
+ */
+async function selectCalls(pg: PgCluster): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const n of pg.info.nodes) {
+    const rows = await pg.query<{ c: string | null }>(n.name, "SELECT sum(calls)::text AS c FROM pg_stat_statements WHERE query LIKE 'SELECT abalance FROM pgbench_accounts WHERE aid = %'", [], 'app');
+    out[n.name] = Number(rows[rows.length - 1]?.c ?? 0);
+  }
+  return out;
+}
+
 /** xact_commit of database app on every node. */
 async function commits(pg: PgCluster): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -297,12 +321,16 @@ async function runPgbench(ctx: PgCtx, sys: System & { writePort?: number }, work
   if (workload === 'tpcb') args.push('-M', 'simple');
   else args.push('-S', '-M', workload);
   args.push('app');
-  const before = sys.pid ? cpuSeconds(sys.pid) : 0;
+  const split0 = sys.pid ? cpuSplit(sys.pid) : { user: 0, sys: 0 };
+  const before = split0.user + split0.sys;
   const c0 = await commits(ctx.pg);
+  const s0 = await selectCalls(ctx.pg);
   const r = runCmd('pgbench', args, { PGPASSWORD: sys.password }, (duration + 120) * 1000);
-  const after = sys.pid ? cpuSeconds(sys.pid) : 0;
+  const split1 = sys.pid ? cpuSplit(sys.pid) : { user: 0, sys: 0 };
+  const after = split1.user + split1.sys;
   await sleep(1500); // backends flush their stats within ~1 s of going idle (PostgreSQL 15)
   const c1 = await commits(ctx.pg);
+  const s1 = await selectCalls(ctx.pg);
   // per-transaction latencies (µs) from pgbench's logs
   const lat: number[] = [];
   for (const f of readdirSync(logDir)) {
@@ -318,8 +346,9 @@ async function runPgbench(ctx: PgCtx, sys: System & { writePort?: number }, work
   const failed = Number(/number of failed transactions: (\d+)/.exec(r.out)?.[1] ?? 0);
   const ok = r.code === 0 && tx > 0;
   const delta = Object.fromEntries(Object.keys(c1).map((k) => [k, (c1[k] ?? 0) - (c0[k] ?? 0)]));
-  const reads = Object.entries(delta).filter(([k]) => k !== ctx.primary.name).reduce((a, [, v]) => a + v, 0);
-  const total = Object.values(delta).reduce((a, v) => a + v, 0);
+  const selects = Object.fromEntries(Object.keys(s1).map((k) => [k, (s1[k] ?? 0) - (s0[k] ?? 0)]));
+  const reads = Object.entries(selects).filter(([k]) => k !== ctx.primary.name).reduce((a, [, v]) => a + v, 0);
+  const total = Object.values(selects).reduce((a, v) => a + v, 0);
   return {
     suite: 'pgbench', workload, system: sys.name, clients, duration_s: duration, ok,
     error: ok ? undefined : (r.err.trim().split('\n').slice(-3).join(' | ') || r.out.trim().split('\n').slice(-3).join(' | ')).slice(0, 400),
@@ -329,9 +358,11 @@ async function runPgbench(ctx: PgCtx, sys: System & { writePort?: number }, work
     latency_mean_ms: lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length / 1000 : null,
     latency_p99_ms: lat.length ? percentile(sorted, 99) / 1000 : null,
     proxy_cpu_s_per_1k_tx: sys.pid && tx > 0 ? ((after - before) / tx) * 1000 : null,
+    proxy_cpu_sys_share: sys.pid && after > before ? (split1.sys - split0.sys) / (after - before) : null,
     proxy_peak_rss_mb: sys.pid ? peakRssKb(sys.pid) / 1024 : null,
     replica_share: workload === 'tpcb' || total <= 0 ? null : reads / total,
     commits_per_node: delta,
+    selects_per_node: selects,
   };
 }
 
@@ -449,7 +480,7 @@ async function main(): Promise<void> {
                 const r = await runPgbench(ctx, sys, wl, clients, opts.duration);
                 r.repeat = rep;
                 results.push(r);
-                console.log(`  ${wl} c=${clients} #${rep} ${sys.name}: ${r.ok ? `${r.tps?.toFixed(0)} tps mean ${r.latency_mean_ms?.toFixed(3)} ms p99 ${r.latency_p99_ms?.toFixed(3)} ms${r.proxy_cpu_s_per_1k_tx != null ? ` cpu/1k ${r.proxy_cpu_s_per_1k_tx.toFixed(3)} s` : ''}${r.replica_share != null ? ` replicas ${(r.replica_share * 100).toFixed(1)}%` : ''}` : `FAILED: ${r.error}`}`);
+                console.log(`  ${wl} c=${clients} #${rep} ${sys.name}: ${r.ok ? `${r.tps?.toFixed(0)} tps mean ${r.latency_mean_ms?.toFixed(3)} ms p99 ${r.latency_p99_ms?.toFixed(3)} ms${r.proxy_cpu_s_per_1k_tx != null ? ` cpu/1k ${r.proxy_cpu_s_per_1k_tx.toFixed(3)} s` : ''}${r.proxy_cpu_sys_share != null ? ` (kernel ${(r.proxy_cpu_sys_share * 100).toFixed(0)}%)` : ''}${r.replica_share != null ? ` replicas ${(r.replica_share * 100).toFixed(1)}%` : ''}` : `FAILED: ${r.error}`}`);
               }
             }
           }
