@@ -114,6 +114,8 @@ export class MysqlClusterRuntime {
             capabilities: key.capabilities,
             charset: key.charset,
             timeoutMs: login.timeoutMs,
+            tls: login.tls,
+            node,
           }).catch((err: unknown) => {
             if (isConnectFailure(err)) this.reportFailure(node, err);
             throw isSwitchyardError(err) ? err : new SwitchyardError(ErrorCodes.BACKEND_CONNECT_FAILED, `node ${node}: ${(err as Error).message}`, { cause: err });
@@ -165,7 +167,10 @@ export class MysqlClusterRuntime {
     let last: unknown = null;
     for (const n of nodes) {
       try {
-        const login = await connectMysql({ host: n.host, port: n.port, user: user.name, password: user.password, database: null, timeoutMs: Math.max(this.config.health.timeout, 2000) });
+        const login = await connectMysql({
+          host: n.host, port: n.port, user: user.name, password: user.password, database: null,
+          timeoutMs: this.config.pool.connect_timeout, tls: this.config.backend_tls, node: n.name,
+        });
         login.socket.destroy();
         this.serverInfoCache = { serverVersion: login.serverVersion, capabilities: login.serverCapabilities };
         return this.serverInfoCache;
@@ -246,7 +251,7 @@ export class MysqlClusterRuntime {
 
   /**
    * Hot reload: new settings apply to the next statement. A pool whose login changed (the
-   * user's password, the node's host or port, the connect timeout) is replaced: the next
+   * user's password, the node's host or port, pool.connect_timeout, backend_tls) is replaced: the next
    * borrow builds a new one, its waiters move there, its connections close once idle.
    * A removed node's pools drain; a removed user's stay for its open sessions.
    */
@@ -301,15 +306,24 @@ interface BackendLogin {
   host: string;
   port: number;
   password: string;
+  /** pool.connect_timeout: TCP connect + TLS + login. */
   timeoutMs: number;
+  tls: ClusterConfig['backend_tls'];
 }
 
 function backendLogin(cfg: ClusterConfig, node: { host: string; port: number }, password: string): BackendLogin {
-  return { host: node.host, port: node.port, password, timeoutMs: Math.max(cfg.health.timeout, 5000) };
+  return { host: node.host, port: node.port, password, timeoutMs: cfg.pool.connect_timeout, tls: cfg.backend_tls };
 }
 
 function sameLogin(a: BackendLogin, b: BackendLogin): boolean {
-  return a.host === b.host && a.port === b.port && a.password === b.password && a.timeoutMs === b.timeoutMs;
+  return (
+    a.host === b.host &&
+    a.port === b.port &&
+    a.password === b.password &&
+    a.timeoutMs === b.timeoutMs &&
+    a.tls.mode === b.tls.mode &&
+    a.tls.ca === b.tls.ca
+  );
 }
 
 function makeClassifier(config: ClusterConfig): Classifier {

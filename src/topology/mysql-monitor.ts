@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import type { ClusterConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
@@ -369,8 +370,11 @@ export class MysqlTopologyMonitor {
   private async open(name: string): Promise<Monitored> {
     const node = this.config.nodes.find((n) => n.name === name)!;
     const user = this.config.users[0]!;
-    const tls = this.config.backend_tls.mode;
-    const conn = await mysql.createConnection({
+    const tlsCfg = this.config.backend_tls;
+    // backend_tls as the pools apply it (src/backend/tls-options.ts): verify-full checks the CA and
+    // the node's name or IP, require and prefer encrypt without checking.
+    const verify = tlsCfg.mode === 'verify-full';
+    const options = (ssl: mysql.SslOptions | undefined): mysql.ConnectionOptions => ({
       host: node.host,
       port: node.port,
       user: user.name,
@@ -379,8 +383,17 @@ export class MysqlTopologyMonitor {
       connectAttributes: { program_name: 'switchyard-monitor' },
       supportBigNumbers: true,
       bigNumberStrings: true,
-      ssl: tls === 'disable' ? undefined : { rejectUnauthorized: tls === 'verify-full' },
+      ssl,
     });
+    const ssl = tlsCfg.mode === 'disable' ? undefined : { rejectUnauthorized: verify, verifyIdentity: verify, ...(tlsCfg.ca ? { ca: readFileSync(tlsCfg.ca) } : {}) };
+    let conn: mysql.Connection;
+    try {
+      conn = await mysql.createConnection(options(ssl));
+    } catch (e) {
+      // prefer: a node without TLS is monitored in plain text, as the pools connect to it.
+      if (tlsCfg.mode !== 'prefer' || (e as { code?: string }).code !== 'HANDSHAKE_NO_SSL_SUPPORT') throw e;
+      conn = await mysql.createConnection(options(undefined));
+    }
     // The connect is bounded by connectTimeout; these first statements get the same bound, because a
     // connection nobody holds yet cannot be closed by dropClient and would leak while the node hangs.
     let timer: NodeJS.Timeout | undefined;

@@ -5,3 +5,4 @@ export * from './packets.js';
 export * from './handshake.js';
 export * from './auth.js';
 export * from './scanner.js';
+export * from './caching-sha2.js';
