@@ -4,6 +4,7 @@ import { findBinary } from '../../src/devcluster/proc.js';
 import { stopOrKill } from './proc.js';
 import { claimBaseDir, releaseBaseDir, writeServersRecord } from './reaper.js';
 import { connectionInfoOf, type ClusterUser, type ConnectionInfo } from './cluster-info.js';
+import { isContainersInfo, MariaContainers } from './containers.js';
 
 export type { MariaNodeInfo };
 
@@ -60,6 +61,8 @@ export class MariaCluster {
 
   /** A controller for a cluster another process started (e.g. inject('mariaCluster') in a worker). */
   static attach(info: MariaClusterInfo): MariaCluster {
+    // Clusters of the containers backend (test/support/containers.ts) are driven through the Docker API.
+    if (isContainersInfo(info)) return MariaContainers.attach(info) as unknown as MariaCluster;
     return new MariaCluster(DevMariaCluster.attach(info), info);
   }
 

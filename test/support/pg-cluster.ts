@@ -2,6 +2,7 @@ import { PgCluster as DevPgCluster, type PgClusterInfo, type PgNodeInfo } from '
 import { stopOrKill } from './proc.js';
 import { claimBaseDir, releaseBaseDir, writeServersRecord } from './reaper.js';
 import { connectionInfoOf, type ClusterUser, type ConnectionInfo } from './cluster-info.js';
+import { isContainersInfo, PgContainers } from './containers.js';
 
 export type { PgClusterInfo, PgNodeInfo };
 
@@ -31,6 +32,8 @@ export class PgCluster {
 
   /** A controller for a cluster another process started (e.g. inject('pgCluster') in a worker). */
   static attach(info: PgClusterInfo): PgCluster {
+    // Clusters of the containers backend (test/support/containers.ts) are driven through the Docker API.
+    if (isContainersInfo(info)) return PgContainers.attach(info) as unknown as PgCluster;
     return new PgCluster(DevPgCluster.attach(info));
   }
 
