@@ -1,17 +1,18 @@
 import type net from 'node:net';
 import tls from 'node:tls';
-import { randomBytes } from 'node:crypto';
 import { ErrorCodes, SwitchyardError, isSwitchyardError } from '../../errors.js';
 import {
-  Cap, MysqlPacketReader, Status, buildAuthSwitch, buildHandshakeV10, buildOk, cachingSha2Token, framePacket,
-  isSslRequest, makeNonce, nativePasswordToken, parseHandshakeResponse, verifyToken, type MysqlPacket,
+  Cap, MysqlPacketReader, Status, buildHandshakeV10, buildOk, framePacket, isSslRequest, makeNonce,
+  parseHandshakeResponse, type MysqlPacket,
 } from '../../protocol/mysql/index.js';
+import { ServerAuth, type ServerAuthStep } from '../../protocol/mysql/server-auth.js';
 import type { Logger } from '../../observability/logger.js';
 import type { MysqlClusterRuntime, MysqlPoolKey } from '../../runtime/mysql-cluster.js';
 import { authFailureDelay, authSucceeded } from '../pg/startup.js';
 import { MysqlSession } from './session.js';
 import { checkBackend } from './backend-check.js';
 import { MysqlServerError, errPayload } from './errors.js';
+import { serverRsaKeys } from './full-auth.js';
 
 export interface MysqlListenerContext {
   runtime: MysqlClusterRuntime;
@@ -44,9 +45,12 @@ const LOGIN_MAX_PACKET = 64 * 1024;
  *   1. Handshake v10 with a proxy connection id and a fresh nonce (the server
  *      version and flags of a real node);
  *   2. optional SSLRequest and TLS upgrade;
- *   3. HandshakeResponse41: mysql_native_password or caching_sha2_password
- *      (fast path; the proxy knows the password), other plugins are switched
- *      to mysql_native_password; unknown user and wrong password get the same 1045;
+ *   3. HandshakeResponse41, then the exchange of ServerAuth
+ *      (src/protocol/mysql/server-auth.ts): mysql_native_password, the
+ *      caching_sha2_password fast path (the proxy knows the password), its full
+ *      authentication and sha256_password (cleartext on TLS, the RSA key
+ *      exchange without); other plugins are switched to mysql_native_password;
+ *      unknown user and wrong password get the same 1045 after the same work;
  *   4. a backend connection with the client's user, flags and character set
  *      (and its database, checked with COM_INIT_DB) proves the nodes accept them;
  *   5. OK, and hand-over to MysqlSession.
@@ -61,7 +65,8 @@ export function handleMysqlConnection(raw: net.Socket, ctx: MysqlListenerContext
   let handedOver = false;
   let isTls = false;
   let advertised = 0;
-  let step: 'handshake' | 'response' | 'switch' | 'backend' = 'handshake';
+  let step: 'handshake' | 'response' | 'auth' | 'backend' = 'handshake';
+  let auth: ServerAuth | null = null;
   // An ERR before the handshake (too many clients, no node reachable) is the first packet: sequence id 0.
   let nextSeq = 0;
   const nonce = makeNonce();
@@ -168,15 +173,43 @@ export function handleMysqlConnection(raw: net.Socket, ctx: MysqlListenerContext
       }
       response = r;
       if (runtime.config.tls?.mode === 'require' && !isTls) throw new SwitchyardError(ErrorCodes.TLS_REQUIRED, 'Connections using insecure transport are prohibited (tls.mode: require)');
-      const plugin = r.authPlugin ?? 'mysql_native_password';
-      if (plugin === 'mysql_native_password' || plugin === 'caching_sha2_password') return checkToken(plugin, r.authResponse);
-      // Any other plugin: ask for mysql_native_password with the same nonce.
-      step = 'switch';
-      send(buildAuthSwitch('mysql_native_password', nonce));
+      auth = new ServerAuth({ password: runtime.password(r.user), nonce, secure: isTls });
+      step = 'auth';
+      return apply(auth.start(r.authPlugin, r.authResponse));
+    }
+    if (step === 'auth') return apply(auth!.next(p.payload));
+    throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, 'Bad handshake');
+  };
+
+  /** One step of the authentication exchange: its packets, then wait, fetch the key pair, log in or refuse. */
+  const apply = (a: ServerAuthStep): void => {
+    for (const payload of a.send) send(payload);
+    if (a.then === 'wait') return;
+    if (a.then === 'keys') {
+      // Only without TLS, and the same for unknown users: no client packet is due until the key is there.
+      serverRsaKeys().then(
+        (keys) => {
+          if (done) return;
+          try {
+            apply(auth!.withKeys(keys));
+          } catch (e) {
+            fail(e);
+          }
+        },
+        (e: unknown) => fail(new SwitchyardError(ErrorCodes.INTERNAL, `RSA key pair: ${(e as Error).message}`)),
+      );
       return;
     }
-    if (step === 'switch') return checkToken('mysql_native_password', p.payload);
-    throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, 'Bad handshake');
+    const r = response!;
+    if (a.then === 'fail') {
+      if (a.reason === 'unexpected-packet') throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, 'Bad handshake');
+      throw new SwitchyardError(ErrorCodes.AUTH_FAILED, `Access denied for user '${r.user}'@'${address}' (using password: ${a.usedPassword ? 'YES' : 'NO'})`);
+    }
+    authSucceeded(address);
+    step = 'backend';
+    socket.removeListener('data', onData);
+    socket.pause();
+    void finishLogin(r);
   };
 
   /** TLS from here on; `rest` (the start of the ClientHello, if it came along) is given back to the socket first. */
@@ -194,24 +227,6 @@ export function handleMysqlConnection(raw: net.Socket, ctx: MysqlListenerContext
     isTls = true;
     reader = new MysqlPacketReader({ maxMessageSize: LOGIN_MAX_PACKET });
     socket.on('data', onData);
-  };
-
-  const checkToken = (plugin: string, token: Buffer) => {
-    const r = response!;
-    const known = runtime.password(r.user);
-    // An unknown user is checked against a random password: same work, same answer as a wrong one.
-    const password = known ?? randomBytes(16).toString('hex');
-    const expected = plugin === 'caching_sha2_password' ? cachingSha2Token(password, nonce) : nativePasswordToken(password, nonce);
-    if (known === undefined || !verifyToken(expected, token)) {
-      throw new SwitchyardError(ErrorCodes.AUTH_FAILED, `Access denied for user '${r.user}'@'${address}' (using password: ${token.length > 0 ? 'YES' : 'NO'})`);
-    }
-    authSucceeded(address);
-    // caching_sha2_password: "fast auth success" before the OK.
-    if (plugin === 'caching_sha2_password') send(Buffer.from([0x01, 0x03]));
-    step = 'backend';
-    socket.removeListener('data', onData);
-    socket.pause();
-    void finishLogin(r);
   };
 
   const finishLogin = async (r: NonNullable<typeof response>) => {
