@@ -31,6 +31,9 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 // SWITCHYARD_DIST measures another build (e.g. a worktree of an older commit) with this script.
 const DIST = process.env.SWITCHYARD_DIST ?? join(ROOT, 'dist');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves when `child` has exited, also when it already had (an 'exit' listener added late never fires). */
+const exited = (child: ChildProcess) =>
+  new Promise<void>((res) => (child.exitCode !== null || child.signalCode !== null ? res() : child.once('exit', () => res())));
 
 function args() {
   const o = { tx: 3000, modes: ['simple', 'extended', 'prepared'], name: 'instructions', peerOnly: false };
@@ -142,7 +145,7 @@ async function measure(dir: string, nodes: { name: string; port: number }[], mod
     if (r.status !== 0) throw new Error(`pgbench: ${r.stderr}`);
     if (tracer) {
       tracer.kill('SIGINT');
-      await new Promise((res) => tracer!.on('exit', res));
+      await exited(tracer);
       syscalls = {};
       for (const line of readFileSync(straceOut, 'utf8').split('\n')) {
         const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$/.exec(line);
@@ -150,7 +153,7 @@ async function measure(dir: string, nodes: { name: string; port: number }[], mod
       }
     }
     child.kill('SIGTERM');
-    await new Promise((res) => child.on('exit', res));
+    await exited(child);
     return { ...(valgrind ? readCachegrind(out) : { total: NaN, byFn: new Map<string, number>() }), syscalls };
   } catch (e) {
     child.kill('SIGKILL');
@@ -184,7 +187,7 @@ async function measurePgbouncer(dir: string, primaryPort: number, mode: string, 
     }
     const r = spawnSync('pgbench', ['-h', '127.0.0.1', '-p', String(port), '-U', 'app', '-n', '-S', '-M', mode, '-c', '1', '-t', String(n), 'app'], { env: { ...process.env, PGPASSWORD: 'app' }, encoding: 'utf8', timeout: 1_800_000 });
     child.kill('SIGTERM');
-    await new Promise((res) => child.on('exit', res));
+    await exited(child);
     if (r.status !== 0) return null;
     totals.push(readCachegrind(out).total);
   }

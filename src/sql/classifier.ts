@@ -1,6 +1,7 @@
 import { leadingHints } from './leading-hints.js';
 import { readAll, type ClassifyContext, type StatementResult, type TextReading } from './reader.js';
 import { WriteFunctionSet } from './write-functions.js';
+import { literalShape, shapeCacheable } from './shape.js';
 import type { Classification, ClassifierOptions, Explanation, SessionEffect, StatementDetail, TransactionInfo } from './types.js';
 
 /** Contexts of option objects passed to classify()/explain(), so a reused options object builds its lists once. */
@@ -79,8 +80,12 @@ export function explain(sql: string, opts: ClassifierOptions): Explanation {
  */
 export class Classifier {
   static readonly MAX_CACHED_LENGTH = 16_384;
+  /** Longest text whose literal shape is computed (a bulk INSERT of literals is classified as it is). */
+  static readonly MAX_SHAPED_LENGTH = 2_048;
   private readonly ctx: ClassifyContext;
   private readonly cache = new Map<string, Classification>();
+  /** Results by literal shape (src/sql/shape.ts): texts that differ only in their values. */
+  private readonly shapes = new Map<string, Classification>();
   private readonly capacity: number;
 
   constructor(opts: ClassifierOptions) {
@@ -99,7 +104,20 @@ export class Classifier {
       cache.set(sql, hit);
       return hit;
     }
+    // A text with inlined values is seldom seen twice; its shape (values replaced) often is:
+    // `pgbench -S -M simple` sends a new text per transaction and one shape.
+    const shape = literalShape(sql, this.ctx.dialect, Classifier.MAX_SHAPED_LENGTH);
+    if (shape !== null) {
+      const known = this.shapes.get(shape);
+      if (known !== undefined) return known;
+    }
     const result = deepFreeze(combine(sql, this.ctx, readAll(sql, this.ctx)));
+    if (shape !== null && shapeCacheable(result)) {
+      // Kept by shape only: the exact-text cache would fill with texts seen once.
+      if (this.shapes.size >= this.capacity) this.shapes.delete(this.shapes.keys().next().value as string);
+      this.shapes.set(shape, result);
+      return result;
+    }
     if (sql.length <= Classifier.MAX_CACHED_LENGTH) {
       if (cache.size >= this.capacity) cache.delete(cache.keys().next().value as string);
       cache.set(sql, result);
@@ -107,13 +125,14 @@ export class Classifier {
     return result;
   }
 
-  /** Entries in the cache. */
+  /** Entries in the cache (by exact text and by literal shape). */
   get size(): number {
-    return this.cache.size;
+    return this.cache.size + this.shapes.size;
   }
 
   clear(): void {
     this.cache.clear();
+    this.shapes.clear();
   }
 }
 
