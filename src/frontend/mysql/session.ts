@@ -10,13 +10,15 @@ import type { Logger } from '../../observability/logger.js';
 import type { MysqlClusterRuntime, MysqlKillable, MysqlPoolKey } from '../../runtime/mysql-cluster.js';
 import { decideRoute } from '../pg/route.js';
 import { causalOf } from '../causal.js';
-import { MysqlSessionState, stateKey } from './session-state.js';
+import { MysqlSessionState, mysqlEffectVerdict, stateKey } from './session-state.js';
 import { MysqlServerError, errPayload } from './errors.js';
 import { ClientSink, CollectSink } from './sink.js';
 import { singleTextRow, type Aftermath } from './answers.js';
 import { PreparedStatements } from './prepared.js';
 import { killOnNode } from './kill.js';
 import { handleCommand } from './commands.js';
+import { hungWatch } from './hung-watch.js';
+import { RetrySink } from './retry-sink.js';
 import { idleSweeper, type IdleHandle, type IdleWatched } from '../idle-timer.js';
 
 export interface MysqlIdentity {
@@ -38,7 +40,6 @@ export interface Held {
 
 /** Queued client packets above which the client socket is paused. */
 const MAX_QUEUED = 256;
-
 
 /**
  * The command phase of one MySQL client connection. Commands run one at a
@@ -83,6 +84,14 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
   private readonly kept = new Map<'primary' | 'replica', Held>();
   /** limits.client_idle_timeout (src/frontend/idle-timer.ts). */
   private readonly idle: IdleHandle;
+  /** Set by connFor for a command that may run once more elsewhere if its connection dies unanswered (see run). */
+  private retryable: Classification | null = null;
+  /** The replica a retried read (or a read whose connect was refused) must not go back to. */
+  private avoidReplica: string | null = null;
+  /** The held connection died with the session's state during a command: the session ends once that command fails (see onHeldLost). */
+  private lostWithState: SwitchyardError | null = null;
+  /** Sequence id of the answer to the command being handled (while busy). */
+  private answerSeq = 0;
 
   constructor(
     readonly socket: net.Socket,
@@ -164,15 +173,23 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
     // would (ERR, close), after the answers to the commands before it.
     if (p.seq !== 0) return this.fatal(new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, `Got packets out of order: a command with sequence id ${p.seq}`), seq);
     this.busy = true;
+    this.answerSeq = seq;
     const sink = new ClientSink(this);
     handleCommand(this, p, seq, sink)
       .catch((e: unknown) => {
         if (this.closed) return;
+        const lost = this.lostWithState;
+        this.lostWithState = null;
+        // The ERR answers the command in flight (its sequence id), then the connection closes.
+        if (lost) return this.fatal(lost, sink.forwarded ? sink.nextSeq : seq);
         // An answer already partly forwarded cannot be ended cleanly: close, as a dying server would.
         if (sink.forwarded) return this.fatal(e, sink.nextSeq);
         this.sendError(e, seq);
       })
       .finally(() => {
+        const lost = this.lostWithState;
+        this.lostWithState = null;
+        if (lost) this.fatal(lost, 0);
         this.busy = false;
         this.idle.touch();
         this.pump();
@@ -201,6 +218,7 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
    * session's database and settings.
    */
   async connFor(c: Classification, pin: boolean, dependent: boolean): Promise<Held> {
+    this.retryable = null;
     if (this.reclaiming) await this.reclaiming;
     // After a linger was given back, a dependent statement gets a connection whose
     // LAST_INSERT_ID() is the one the previous statement left (see primeFor).
@@ -215,8 +233,11 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
       return held;
     }
     const routed = pin && c.class === 'read' ? { ...c, class: 'write' as const } : c;
-    const decision = await decideRoute(this.runtime, routed, this.id.listener, { causal: causalOf(this) });
+    let decision = await decideRoute(this.runtime, routed, this.id.listener, { causal: causalOf(this), avoidReplica: this.avoidReplica });
     this.runtime.counters.decision(c.class, decision.reason);
+    // What run() may send again elsewhere: an autocommit read with no session effect that
+    // reads nothing the previous statement left (checked again at the connection's status).
+    const retryable = c.class === 'read' && !pin && !dependent && !this.pinned && mysqlEffectVerdict(c) === 'none' ? c : null;
     // Given back meanwhile (someone waited while this route was decided): use what it left.
     if (this.reclaiming) await this.reclaiming;
     if (this.aftermath) after = this.aftermath;
@@ -226,25 +247,52 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
       if (this.held.conn.node === decision.node && !this.held.conn.broken) {
         this.held.target = decision.target;
         this.runtime.counters.query(decision.node, decision.target);
+        this.retryable = autocommitIdle(this.held.conn.status) ? retryable : null;
         return this.held;
       }
       this.releaseHeld();
     }
-    const h = await this.borrow(decision.node, decision.target);
-    if (this.closed) {
-      h.pool.release(h.conn);
-      throw new SwitchyardError(ErrorCodes.BACKEND_GONE, 'client closed');
-    }
-    try {
-      await this.syncState(h.conn, dependent && after ? after.lastInsertId : null);
-    } catch (e) {
-      h.conn.dirty = true;
-      this.giveBack(h);
-      throw e;
+    let h: Held;
+    // At most twice: a connection that dies while it is brought to the session's state
+    // (an idle one whose node just went away) had nothing of the client's command yet.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        h = await this.borrow(decision.node, decision.target);
+      } catch (err) {
+        // Nothing was sent yet and the failed connect has already marked the node down
+        // (runtime.reportFailure, in the pool's create): route once more, away from that node,
+        // as PgSession.startBatch does. A write finds the same primary, or waits for a new one.
+        if (this.closed || !isSwitchyardError(err) || err.code !== ErrorCodes.BACKEND_CONNECT_FAILED) throw err;
+        const first = decision;
+        decision = await this.routeAgain(routed, first);
+        if (decision.node === first.node) throw err;
+        this.log.info({ node: first.node, to: decision.node }, 'connect failed before anything was sent: routed again');
+        h = await this.borrow(decision.node, decision.target);
+      }
+      if (this.closed) {
+        h.pool.release(h.conn);
+        throw new SwitchyardError(ErrorCodes.BACKEND_GONE, 'client closed');
+      }
+      try {
+        await this.syncState(h.conn, dependent && after ? after.lastInsertId : null);
+        break;
+      } catch (e) {
+        h.conn.dirty = true;
+        this.giveBack(h);
+        if (attempt > 1 || this.closed || !isSwitchyardError(e) || e.code !== ErrorCodes.BACKEND_GONE) throw e;
+        this.log.info({ node: decision.node }, 'connection lost before the command was sent: routed again');
+        decision = await this.routeAgain(routed, decision);
+      }
     }
     this.hold(h);
     this.runtime.counters.query(decision.node, decision.target);
+    this.retryable = autocommitIdle(h.conn.status) ? retryable : null;
     return h;
+  }
+
+  /** Routes a statement once more, away from the replica `failed` names (a primary is never avoided). */
+  private routeAgain(c: Classification, failed: { node: string; target: 'primary' | 'replica' }) {
+    return decideRoute(this.runtime, c, this.id.listener, { causal: causalOf(this), avoidReplica: failed.target === 'replica' ? failed.node : this.avoidReplica });
   }
 
   private async borrow(node: string, target: 'primary' | 'replica'): Promise<Held> {
@@ -282,13 +330,77 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
     h.conn.onLost = (conn, reason) => this.onHeldLost(conn, reason);
   }
 
-  /** Runs one command on `h`, its answer forwarded through `sink`. */
+  /**
+   * Runs one command on `h`, its answer forwarded through `sink`. A COM_QUERY
+   * read that connFor marked retryable (autocommit, no transaction, not pinned,
+   * no session effect, not dependent on the previous statement) runs once more,
+   * routed afresh away from the node, when its connection dies, or answers with
+   * a going-away ERR, before any byte of the answer reached the client. A
+   * prepared statement's execute is never sent again: its bytes name a server
+   * statement of that connection only. Writes and transactions are never retried.
+   *
+   * The lost node is not reported down from here: a KILL on a healthy server
+   * also ends a connection. The retry avoids it; if it is really gone, the next
+   * connect there is refused, and that marks it down (the pool's create).
+   */
   async run(h: Held, bytes: Buffer, kind: ResponseKind, sink: MysqlResponseSink): Promise<ResponseEnd> {
-    this.running = h.conn;
-    const started = performance.now();
+    const retryable = this.retryable;
+    this.retryable = null;
+    if (!retryable || kind !== 'result' || bytes[4] !== Com.QUERY) return this.runOnce(h, bytes, kind, sink);
+    const hold = new RetrySink(sink);
+    let end: ResponseEnd;
     try {
-      return await h.conn.request(bytes, kind, sink);
+      end = await this.runOnce(h, bytes, kind, hold);
+    } catch (err) {
+      if (this.closed || hold.passed || !isSwitchyardError(err) || err.code !== ErrorCodes.BACKEND_GONE) throw err;
+      return this.runAgain(h, retryable, bytes, sink, (err as Error).message);
+    }
+    if (!hold.goingAway) return end;
+    if (this.closed) throw new SwitchyardError(ErrorCodes.BACKEND_GONE, 'client closed');
+    return this.runAgain(h, retryable, bytes, sink, 'the server said the connection is going away');
+  }
+
+  /**
+   * The second (and last) run of a retryable read: 1. the lost connection is
+   * dropped (onHeldLost has done it when the socket closed), 2. the statement is
+   * routed again avoiding its node, 3. `h` takes the new connection in place, so
+   * the caller's settle() sees the connection the answer came from.
+   */
+  private async runAgain(h: Held, c: Classification, bytes: Buffer, sink: MysqlResponseSink, reason: string): Promise<ResponseEnd> {
+    const node = h.conn.node;
+    if (this.held === h) {
+      h.conn.dirty = true;
+      this.releaseHeld();
+    } else if (!h.conn.broken) {
+      h.conn.destroy();
+    }
+    this.runtime.readRetries++;
+    this.log.info({ node, reason }, 'read retried after its backend connection was lost');
+    this.avoidReplica = node;
+    let next: Held;
+    try {
+      next = await this.connFor(c, false, false);
     } finally {
+      this.avoidReplica = null;
+      this.retryable = null;
+    }
+    if (this.held === next) {
+      Object.assign(h, next);
+      this.hold(h);
+    } else Object.assign(h, next);
+    return this.runOnce(h, bytes, 'result', sink);
+  }
+
+  private async runOnce(h: Held, bytes: Buffer, kind: ResponseKind, sink: MysqlResponseSink): Promise<ResponseEnd> {
+    const conn = h.conn;
+    this.running = conn;
+    const started = performance.now();
+    const watch = hungWatch(this.runtime);
+    watch.running.set(conn, { since: started, bytesRead: conn.socket.bytesRead });
+    try {
+      return await conn.request(bytes, kind, sink);
+    } finally {
+      watch.running.delete(conn);
       this.running = null;
       (h.target === 'primary' ? this.runtime.counters.durationPrimary : this.runtime.counters.durationReplica).observe((performance.now() - started) / 1000);
     }
@@ -429,7 +541,14 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
     // A transaction or pinned state died with it: end the client's connection, as the server would
     // have (also mid-command: going on unpinned would silently lose user variables or temp tables).
     // Otherwise a command in flight gets its error from its own path and the session goes on.
-    if (keep) this.fatal(new SwitchyardError(ErrorCodes.BACKEND_GONE, `connection to node ${conn.node} was lost with this session's state: ${reason}`), 0);
+    if (!keep) return;
+    const err = new SwitchyardError(ErrorCodes.BACKEND_GONE, `connection to node ${conn.node} was lost with this session's state: ${reason}`);
+    // Mid-command, the command's own failure path closes with the right sequence id (an ERR
+    // with sequence id 0 there reads as "packets out of order" to the client); between commands, now.
+    // Otherwise the ERR answers what the client waits for: the command being handled, or the
+    // next one already received; 0 (unsolicited) when there is none.
+    if (this.running === conn && this.busy) this.lostWithState = err;
+    else this.fatal(err, this.busy ? this.answerSeq : this.queue[0] ? (this.queue[0].lastSeq + 1) & 0xff : 0);
   }
 
   // ---- KILL, reset, quit ----------------------------------------------------
@@ -539,4 +658,9 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
   private mustKeepStatus(st: number): boolean {
     return (st & Status.IN_TRANS) !== 0 || (st & Status.AUTOCOMMIT) === 0;
   }
+}
+
+/** Autocommit on and no transaction open: a statement there is its own transaction. */
+function autocommitIdle(status: number): boolean {
+  return (status & Status.IN_TRANS) === 0 && (status & Status.AUTOCOMMIT) !== 0;
 }
