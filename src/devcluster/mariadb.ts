@@ -30,6 +30,131 @@ export interface MariaClusterInfo {
 
 const SBIN = ['/usr/sbin', '/usr/bin', '/usr/local/bin'];
 
+/**
+ * A node's server settings besides where it keeps its files and listens (`null`: a flag
+ * without a value). The tests' containers pass them as --options.
+ */
+export function mariaServerSettings(serverId: number, role: 'primary' | 'replica'): [name: string, value: string | null][] {
+  return [
+    ['server-id', String(serverId)],
+    ['log-bin', 'mysql-bin'],
+    ['binlog-format', 'ROW'],
+    ['gtid-strict-mode', '1'],
+    ['log-slave-updates', '1'],
+    ['skip-name-resolve', null],
+    ['innodb-buffer-pool-size', '32M'],
+    ['innodb-log-file-size', '16M'],
+    ['innodb-flush-log-at-trx-commit', '2'],
+    ['sync-binlog', '0'],
+    ['performance-schema', 'ON'],
+    ['max-connections', '300'],
+    ...(role === 'replica' ? [['read-only', 'ON'] as [string, string]] : []),
+  ];
+}
+
+/** The replication user, made on the primary outside the binlog (so the replicas do not replay it). */
+export const MARIA_REPL_USER_SQL = "SET sql_log_bin = 0; CREATE USER 'repl'@'%' IDENTIFIED BY 'repl'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'; SET sql_log_bin = 1";
+
+/** The users and the app database, made on the primary once the replicas attach (replication carries them). */
+export const MARIA_BOOTSTRAP_SQL = [
+  "CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY 'root'",
+  "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION",
+  'CREATE DATABASE app',
+  "CREATE USER 'app'@'%' IDENTIFIED BY 'app'",
+  "GRANT ALL PRIVILEGES ON app.* TO 'app'@'%'",
+  "GRANT PROCESS, REPLICATION CLIENT, RELOAD ON *.* TO 'app'@'%'",
+  "GRANT SELECT ON performance_schema.* TO 'app'@'%'",
+].join('; ');
+
+/** SQL on a connection of its own (several statements allowed), closed after; returns the rows. */
+export async function mariaQueryOnce(options: mysql.ConnectionOptions, sql: string, params: unknown[] = []): Promise<unknown[]> {
+  const c = await mysql.createConnection({ ...options, multipleStatements: true });
+  try {
+    const [rows] = await c.query(sql, params);
+    return rows as unknown[];
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * What the replication helpers below need of a cluster controller: this file's MariaCluster,
+ * the tests' one (test/support/mariadb-cluster.ts) and their containers backend, which reach
+ * their nodes differently (Unix socket / TCP) and tell differently whether a node runs.
+ */
+export interface MariaNodes {
+  readonly info: { nodes: MariaNodeInfo[] };
+  node(name: string): MariaNodeInfo;
+  query<R = Record<string, unknown>>(node: string, sql: string, params?: unknown[]): Promise<R[]>;
+}
+
+function mariaPrimary(c: MariaNodes): MariaNodeInfo {
+  const primary = c.info.nodes.find((n) => n.role === 'primary');
+  if (!primary) throw new Error('the MariaDB cluster has no primary');
+  return primary;
+}
+
+/** STOP SLAVE; RESET SLAVE ALL; read_only=OFF; its role becomes primary. */
+export async function promoteMaria(c: MariaNodes, node: string): Promise<void> {
+  await c.query(node, 'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF');
+  c.node(node).role = 'primary';
+}
+
+/** Every replica for which `running` says yes has executed the primary's current GTID position. */
+export async function waitForMariaReplication(c: MariaNodes, running: (node: string) => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const [{ pos }] = (await c.query<{ pos: string }>(mariaPrimary(c).name, 'SELECT @@gtid_binlog_pos AS pos')) as [{ pos: string }];
+  for (const r of c.info.nodes.filter((n) => n.role === 'replica')) {
+    if (!(await running(r.name))) continue;
+    await until(async () => {
+      const [row] = await c.query<{ ok: number | null }>(r.name, 'SELECT MASTER_GTID_WAIT(?, 0) = 0 AS ok', [pos]);
+      if (!row?.ok) throw new Error(`${r.name} has not reached ${pos}`);
+    }, timeoutMs, `replication to ${r.name}`, 20);
+  }
+}
+
+/** Transactions the replica is behind the primary, from GTID sequence numbers (domain 0). */
+export async function mariaLagTransactions(c: MariaNodes, node: string): Promise<number> {
+  const [{ pos }] = (await c.query<{ pos: string }>(mariaPrimary(c).name, 'SELECT @@gtid_binlog_pos AS pos')) as [{ pos: string }];
+  const [{ spos }] = (await c.query<{ spos: string }>(node, 'SELECT @@gtid_slave_pos AS spos')) as [{ spos: string }];
+  return seqOf(pos) - seqOf(spos);
+}
+
+interface SlaveStatusRow {
+  Relay_Master_Log_File: string;
+  Exec_Master_Log_Pos: number | string;
+}
+
+interface MasterStatusRow {
+  File: string;
+  Position: number | string;
+}
+
+interface BinaryLogRow {
+  Log_name: string;
+  File_size: number | string;
+}
+
+/**
+ * Bytes of the primary's binlog the replica has not executed yet (the tests' lagBytes):
+ *   1. the replica's executed coordinates (Relay_Master_Log_File, Exec_Master_Log_Pos);
+ *   2. the primary's finished binlog files with their sizes, and its current file and position;
+ *   3. the sum of what lies between the two. 0 for a primary.
+ */
+export async function mariaLagBytes(c: MariaNodes, node: string): Promise<number> {
+  if (c.node(node).role === 'primary') return 0;
+  const [slave] = await c.query<SlaveStatusRow>(node, 'SHOW SLAVE STATUS');
+  if (!slave) throw new Error(`${node} is not replicating (SHOW SLAVE STATUS is empty)`);
+  const primary = mariaPrimary(c);
+  const logs = await c.query<BinaryLogRow>(primary.name, 'SHOW BINARY LOGS');
+  const [current] = await c.query<MasterStatusRow>(primary.name, 'SHOW MASTER STATUS');
+  if (!current) throw new Error(`${primary.name} has binary logging off`);
+  const from = logs.findIndex((l) => l.Log_name === slave.Relay_Master_Log_File);
+  const to = logs.findIndex((l) => l.Log_name === current.File);
+  if (from < 0 || to < from) throw new Error(`${node} executes ${slave.Relay_Master_Log_File}, which ${primary.name} does not have`);
+  const finished = logs.slice(from, to).reduce((sum, l) => sum + Number(l.File_size), 0);
+  return finished + Number(current.Position) - Number(slave.Exec_Master_Log_Pos);
+}
+
 export class MariaCluster {
   private constructor(readonly info: MariaClusterInfo) {}
 
@@ -62,22 +187,11 @@ export class MariaCluster {
       await Promise.all(nodes.map((n) => cluster.startServer(n)));
       const primary = nodes[0]!;
       // The replication user first (on the primary only, outside the binlog), then the replicas.
-      await cluster.rootQuery(primary, "SET sql_log_bin = 0; CREATE USER 'repl'@'%' IDENTIFIED BY 'repl'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'; SET sql_log_bin = 1");
+      await cluster.rootQuery(primary, MARIA_REPL_USER_SQL);
       for (const r of nodes.slice(1)) {
         await cluster.rootQuery(r, `SET GLOBAL gtid_slave_pos = ''; CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${primary.port}, MASTER_USER='repl', MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos; START SLAVE`);
       }
-      await cluster.rootQuery(
-        primary,
-        [
-          "CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY 'root'",
-          "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION",
-          'CREATE DATABASE app',
-          "CREATE USER 'app'@'%' IDENTIFIED BY 'app'",
-          "GRANT ALL PRIVILEGES ON app.* TO 'app'@'%'",
-          "GRANT PROCESS, REPLICATION CLIENT, RELOAD ON *.* TO 'app'@'%'",
-          "GRANT SELECT ON performance_schema.* TO 'app'@'%'",
-        ].join('; '),
-      );
+      await cluster.rootQuery(primary, MARIA_BOOTSTRAP_SQL);
       await cluster.waitForReplication(60_000);
       return cluster;
     } catch (e) {
@@ -122,28 +236,17 @@ export class MariaCluster {
   }
 
   async promote(node: string): Promise<void> {
-    await this.query(node, 'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF');
-    this.node(node).role = 'primary';
+    await promoteMaria(this, node);
   }
 
   /** Every running replica has executed the primary's current GTID position. */
   async waitForReplication(timeoutMs = 30_000): Promise<void> {
-    const primary = this.info.nodes.find((n) => n.role === 'primary')!;
-    const [{ pos }] = (await this.query<{ pos: string }>(primary.name, 'SELECT @@gtid_binlog_pos AS pos')) as [{ pos: string }];
-    for (const r of this.info.nodes.filter((n) => n.role === 'replica' && this.pid(n.name))) {
-      await until(async () => {
-        const [row] = await this.query<{ ok: number | null }>(r.name, 'SELECT MASTER_GTID_WAIT(?, 0) = 0 AS ok', [pos]);
-        if (!row?.ok) throw new Error(`${r.name} has not reached ${pos}`);
-      }, timeoutMs, `replication to ${r.name}`, 20);
-    }
+    await waitForMariaReplication(this, (n) => this.pid(n) !== null, timeoutMs);
   }
 
   /** Transactions the replica is behind the primary, from GTID sequence numbers (domain 0). */
   async lagTransactions(node: string): Promise<number> {
-    const primary = this.info.nodes.find((n) => n.role === 'primary')!;
-    const [{ pos }] = (await this.query<{ pos: string }>(primary.name, 'SELECT @@gtid_binlog_pos AS pos')) as [{ pos: string }];
-    const [{ spos }] = (await this.query<{ spos: string }>(node, 'SELECT @@gtid_slave_pos AS spos')) as [{ spos: string }];
-    return seqOf(pos) - seqOf(spos);
+    return mariaLagTransactions(this, node);
   }
 
   pid(node: string): number | null {
@@ -179,20 +282,8 @@ export class MariaCluster {
       `socket = ${node.socket}`,
       `pid-file = ${join(this.info.baseDir, `${name}.pid`)}`,
       `log-error = ${join(this.info.baseDir, `${name}.err`)}`,
-      `server-id = ${serverId}`,
-      'log-bin = mysql-bin',
-      'binlog-format = ROW',
-      'gtid-strict-mode = 1',
-      'log-slave-updates = 1',
-      'skip-name-resolve',
-      'innodb-buffer-pool-size = 32M',
-      'innodb-log-file-size = 16M',
-      'innodb-flush-log-at-trx-commit = 2',
-      'sync-binlog = 0',
-      'performance-schema = ON',
-      'max-connections = 300',
+      ...mariaServerSettings(serverId, role).map(([k, v]) => (v === null ? k : `${k} = ${v}`)),
       'user = root',
-      role === 'replica' ? 'read-only = ON' : '',
       '',
     ];
     writeFileSync(node.cnf, lines.join('\n'));
@@ -221,13 +312,7 @@ export class MariaCluster {
   }
 
   private async rootQuery(node: MariaNodeInfo, sql: string, params: unknown[] = []): Promise<unknown[]> {
-    const c = await mysql.createConnection({ socketPath: node.socket, user: 'root', multipleStatements: true });
-    try {
-      const [rows] = await c.query(sql, params);
-      return rows as unknown[];
-    } finally {
-      await c.end();
-    }
+    return mariaQueryOnce({ socketPath: node.socket, user: 'root' }, sql, params);
   }
 }
 

@@ -31,15 +31,118 @@ export interface PgClusterInfo {
 
 const PG_DIRS = ['/usr/lib/postgresql/15/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/17/bin'];
 
-const HBA = `# written by switchyard's dev cluster
+/**
+ * pg_hba.conf for a cluster whose clients connect from `from` (127.0.0.1/32 here; `all` for
+ * the tests' containers, whose host connections arrive from the Docker bridge).
+ */
+export function pgHba(from: string, header = "# written by switchyard's dev cluster"): string {
+  return `${header}
 local all all trust
 local replication all trust
-host replication all 127.0.0.1/32 trust
-host all md5user 127.0.0.1/32 md5
-host all trustuser 127.0.0.1/32 trust
-host all plainuser 127.0.0.1/32 password
-host all all 127.0.0.1/32 scram-sha-256
+host replication all ${from} trust
+host all md5user ${from} md5
+host all trustuser ${from} trust
+host all plainuser ${from} password
+host all all ${from} scram-sha-256
 `;
+}
+
+/** postgresql.conf settings of every node besides listen_addresses, port and socket (the tests' containers pass them as -c options). */
+export const PG_SETTINGS: readonly (readonly [name: string, value: string])[] = [
+  ['shared_preload_libraries', 'pg_stat_statements'],
+  ['pg_stat_statements.track', 'all'],
+  ['wal_level', 'replica'],
+  ['max_wal_senders', '10'],
+  ['max_replication_slots', '10'],
+  ['hot_standby', 'on'],
+  ['hot_standby_feedback', 'on'],
+  ['fsync', 'off'],
+  ['synchronous_commit', 'off'],
+  ['full_page_writes', 'off'],
+  ['shared_buffers', '32MB'],
+  ['max_connections', '200'],
+  ['log_min_messages', 'warning'],
+];
+
+/**
+ * The roles, databases and extensions made on a new primary, as (database, statement):
+ * each statement is a session of its own, so the md5 setting is one DO block with its CREATE ROLE.
+ */
+export const PG_BOOTSTRAP: readonly (readonly [database: string, sql: string])[] = [
+  ['postgres', "CREATE ROLE app LOGIN PASSWORD 'app'"],
+  ['postgres', 'CREATE DATABASE app OWNER app'],
+  ['postgres', "DO $$ BEGIN SET LOCAL password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5pw'; END $$"],
+  ['postgres', 'CREATE ROLE trustuser LOGIN'],
+  ['postgres', "CREATE ROLE plainuser LOGIN PASSWORD 'plainpw'"],
+  ['postgres', 'GRANT ALL ON DATABASE app TO md5user, trustuser, plainuser'],
+  ['postgres', 'GRANT pg_read_all_stats, pg_signal_backend TO app'],
+  ['postgres', 'CREATE EXTENSION pg_stat_statements'],
+  ['app', 'CREATE EXTENSION pg_stat_statements'],
+  ['app', 'GRANT ALL ON SCHEMA public TO md5user, trustuser, plainuser'],
+];
+
+/** One statement on a connection of its own, closed after. */
+export async function pgQueryOnce<R extends Record<string, unknown>>(config: pg.ClientConfig, sql: string, params: unknown[] = []): Promise<R[]> {
+  const c = new pg.Client(config);
+  await c.connect();
+  try {
+    return (await c.query<R>(sql, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * What the replication helpers below need of a cluster controller: this file's PgCluster
+ * and the tests' containers backend (test/support/containers.ts), which reach their nodes
+ * differently (Unix socket / TCP) and tell differently whether a node runs.
+ */
+export interface PgNodes {
+  readonly info: { nodes: PgNodeInfo[] };
+  node(name: string): PgNodeInfo;
+  query<R extends Record<string, unknown> = Record<string, unknown>>(node: string, sql: string, params?: unknown[], database?: string): Promise<R[]>;
+}
+
+function pgPrimary(c: PgNodes): PgNodeInfo {
+  return c.info.nodes.find((n) => n.role === 'primary')!;
+}
+
+/** pg_promote() and wait until the node accepts writes; its role becomes primary. */
+export async function promotePg(c: PgNodes, node: string): Promise<void> {
+  await c.query(node, 'SELECT pg_promote(true, 30)');
+  await until(async () => {
+    const [r] = await c.query<{ r: boolean }>(node, 'SELECT pg_is_in_recovery() AS r');
+    if (r!.r) throw new Error('still in recovery');
+  }, 30_000, `promote ${node}`);
+  c.node(node).role = 'primary';
+}
+
+/** Every replica for which `running` says yes has replayed the primary's current WAL position. */
+export async function waitForPgReplication(c: PgNodes, running: (node: string) => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const [{ lsn }] = (await c.query<{ lsn: string }>(pgPrimary(c).name, 'SELECT pg_current_wal_insert_lsn()::text AS lsn')) as [{ lsn: string }];
+  for (const r of c.info.nodes.filter((n) => n.role === 'replica')) {
+    if (!(await running(r.name))) continue;
+    await until(async () => {
+      const [row] = await c.query<{ behind: boolean }>(r.name, 'SELECT pg_last_wal_replay_lsn() < $1::pg_lsn AS behind', [lsn]);
+      if (row!.behind) throw new Error('behind');
+    }, timeoutMs, `replication to ${r.name}`, 20);
+  }
+}
+
+/** Bytes between the primary's current WAL position and the replica's replay position. */
+export async function pgLagBytes(c: PgNodes, node: string): Promise<number> {
+  const [{ lsn }] = (await c.query<{ lsn: string }>(pgPrimary(c).name, 'SELECT pg_current_wal_insert_lsn()::text AS lsn')) as [{ lsn: string }];
+  const [row] = await c.query<{ lag: string }>(node, 'SELECT pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn())::bigint AS lag', [lsn]);
+  return Number(row!.lag);
+}
+
+/** Waits until pg0 has `replicas` streaming replicas (a new cluster's last step before waitForReplication). */
+export async function waitForPgStreaming(c: PgNodes, replicas: number): Promise<void> {
+  await until(async () => {
+    const rows = await c.query<{ n: number }>('pg0', "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
+    if (Number(rows[0]!.n) < replicas) throw new Error(`${rows[0]!.n}/${replicas} streaming`);
+  }, 60_000, 'replicas streaming');
+}
 
 export class PgCluster {
   private constructor(readonly info: PgClusterInfo) {}
@@ -76,27 +179,8 @@ export class PgCluster {
       writeFileSync(pwfile, 'postgres\n');
       if (runAs.uid !== undefined) chownSync(pwfile, runAs.uid, runAs.gid!);
       await run(`${binDir}/initdb`, ['-D', primary.dataDir, '-U', 'postgres', '--pwfile', pwfile, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'], runAs);
-      writeFileSync(join(primary.dataDir, 'pg_hba.conf'), HBA);
-      appendFileSync(
-        join(primary.dataDir, 'postgresql.conf'),
-        [
-          "listen_addresses = '127.0.0.1'",
-          "shared_preload_libraries = 'pg_stat_statements'",
-          'pg_stat_statements.track = all',
-          'wal_level = replica',
-          'max_wal_senders = 10',
-          'max_replication_slots = 10',
-          'hot_standby = on',
-          'hot_standby_feedback = on',
-          'fsync = off',
-          'synchronous_commit = off',
-          'full_page_writes = off',
-          'shared_buffers = 32MB',
-          'max_connections = 200',
-          "log_min_messages = warning",
-          '',
-        ].join('\n'),
-      );
+      writeFileSync(join(primary.dataDir, 'pg_hba.conf'), pgHba('127.0.0.1/32'));
+      appendFileSync(join(primary.dataDir, 'postgresql.conf'), ["listen_addresses = '127.0.0.1'", ...PG_SETTINGS.map(([k, v]) => `${k} = ${v}`), ''].join('\n'));
       cluster.writeNodeConf(primary);
       await cluster.startNode(primary);
       await cluster.bootstrapRoles(primary);
@@ -123,13 +207,7 @@ export class PgCluster {
   /** Runs one statement as the superuser over the node's Unix socket. */
   async query<R extends Record<string, unknown> = Record<string, unknown>>(node: string, sql: string, params: unknown[] = [], database = 'postgres'): Promise<R[]> {
     const n = this.node(node);
-    const c = new pg.Client({ host: n.socketDir, port: n.port, user: 'postgres', database });
-    await c.connect();
-    try {
-      return (await c.query<R>(sql, params)).rows;
-    } finally {
-      await c.end();
-    }
+    return pgQueryOnce<R>({ host: n.socketDir, port: n.port, user: 'postgres', database }, sql, params);
   }
 
   async pauseReplay(node: string): Promise<void> {
@@ -162,32 +240,17 @@ export class PgCluster {
   }
 
   async promote(node: string): Promise<void> {
-    await this.query(node, 'SELECT pg_promote(true, 30)');
-    await until(async () => {
-      const [r] = await this.query<{ r: boolean }>(node, 'SELECT pg_is_in_recovery() AS r');
-      if (r!.r) throw new Error('still in recovery');
-    }, 30_000, `promote ${node}`);
-    this.node(node).role = 'primary';
+    await promotePg(this, node);
   }
 
   /** Every running replica has replayed the primary's current WAL position. */
   async waitForReplication(timeoutMs = 30_000): Promise<void> {
-    const primary = this.info.nodes.find((n) => n.role === 'primary')!;
-    const [{ lsn }] = (await this.query<{ lsn: string }>(primary.name, 'SELECT pg_current_wal_insert_lsn()::text AS lsn')) as [{ lsn: string }];
-    for (const r of this.info.nodes.filter((n) => n.role === 'replica' && this.pid(n.name))) {
-      await until(async () => {
-        const [row] = await this.query<{ behind: boolean }>(r.name, 'SELECT pg_last_wal_replay_lsn() < $1::pg_lsn AS behind', [lsn]);
-        if (row!.behind) throw new Error('behind');
-      }, timeoutMs, `replication to ${r.name}`, 20);
-    }
+    await waitForPgReplication(this, (n) => this.pid(n) !== null, timeoutMs);
   }
 
   /** Bytes between the primary's current WAL position and the replica's replay position. */
   async lagBytes(node: string): Promise<number> {
-    const primary = this.info.nodes.find((n) => n.role === 'primary')!;
-    const [{ lsn }] = (await this.query<{ lsn: string }>(primary.name, 'SELECT pg_current_wal_insert_lsn()::text AS lsn')) as [{ lsn: string }];
-    const [row] = await this.query<{ lag: string }>(node, 'SELECT pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn())::bigint AS lag', [lsn]);
-    return Number(row!.lag);
+    return pgLagBytes(this, node);
   }
 
   /** The postmaster's pid from postmaster.pid, or null when it is not running. */
@@ -235,28 +298,11 @@ export class PgCluster {
   }
 
   private async bootstrapRoles(primary: PgNodeInfo): Promise<void> {
-    const sql = [
-      "CREATE ROLE app LOGIN PASSWORD 'app'",
-      'CREATE DATABASE app OWNER app',
-      // One statement, so the md5 setting applies to the CREATE ROLE (each query() is a new session).
-      "DO $$ BEGIN SET LOCAL password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5pw'; END $$",
-      'CREATE ROLE trustuser LOGIN',
-      "CREATE ROLE plainuser LOGIN PASSWORD 'plainpw'",
-      'GRANT ALL ON DATABASE app TO md5user, trustuser, plainuser',
-      'GRANT pg_read_all_stats, pg_signal_backend TO app',
-      'CREATE EXTENSION pg_stat_statements',
-    ];
-    for (const s of sql) await this.query(primary.name, s);
-    await this.query(primary.name, 'CREATE EXTENSION pg_stat_statements', [], 'app');
-    await this.query(primary.name, 'GRANT ALL ON SCHEMA public TO md5user, trustuser, plainuser', [], 'app');
+    for (const [db, sql] of PG_BOOTSTRAP) await this.query(primary.name, sql, [], db);
   }
 
   private async waitForStreaming(): Promise<void> {
-    const replicas = this.info.nodes.filter((n) => n.role === 'replica');
-    await until(async () => {
-      const rows = await this.query<{ n: string }>('pg0', "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
-      if (Number(rows[0]!.n) < replicas.length) throw new Error(`${rows[0]!.n}/${replicas.length} streaming`);
-    }, 60_000, 'replicas streaming');
+    await waitForPgStreaming(this, this.info.nodes.filter((n) => n.role === 'replica').length);
     await this.waitForReplication();
   }
 }

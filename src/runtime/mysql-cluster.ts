@@ -2,6 +2,7 @@ import type { ClusterConfig, LimitsConfig } from '../config/types.js';
 import { connectMysql } from '../backend/mysql/connect.js';
 import { MysqlBackendConn } from '../backend/mysql/conn.js';
 import { Pool } from '../pool/pool.js';
+import { PoolSet } from './pool-set.js';
 import { Classifier } from '../sql/index.js';
 import { Router, explainEligibility } from '../routing/router.js';
 import type { TopologySnapshot } from '../routing/topology.js';
@@ -46,13 +47,8 @@ export class MysqlClusterRuntime {
   classifier: Classifier;
   readonly router = new Router();
   readonly counters: QueryCounters;
-  private readonly pools = new Map<string, { node: string; user: string; login: BackendLogin; pool: Pool<MysqlBackendConn> }>();
-  /** Pools a reload replaced (new password, address or timeout): their waiters move to the successor. */
-  private readonly replaced = new WeakSet<Pool<MysqlBackendConn>>();
-  /** Pools of removed nodes and replaced pools until their last connection closed (counted in status()). */
-  private readonly draining = new Set<{ node: string; pool: Pool<MysqlBackendConn> }>();
-  /** Users a reload removed, with their last password: their open sessions keep going (see PgClusterRuntime). */
-  private readonly removedUsers = new Map<string, string>();
+  /** The backend pools by node, user, capabilities and charset; what a reload does to them (see PoolSet). */
+  private readonly pools = new PoolSet<MysqlBackendConn>();
   private readonly sessions = new Map<number, MysqlKillable>();
   private nextConnectionId = 1;
   private serverInfoCache: MysqlServerInfo | null = null;
@@ -95,12 +91,12 @@ export class MysqlClusterRuntime {
 
   pool(node: string, key: MysqlPoolKey): Pool<MysqlBackendConn> {
     const id = `${node}\u0000${key.user}\u0000${key.capabilities}\u0000${key.charset}`;
-    const found = this.pools.get(id);
+    const found = this.pools.entries.get(id);
     if (found) return found.pool;
     const nodeCfg = this.config.nodes.find((n) => n.name === node);
     if (!nodeCfg) throw new SwitchyardError(ErrorCodes.INTERNAL, `unknown node ${node}`);
     const cfg = this.config;
-    const login = backendLogin(cfg, nodeCfg, this.password(key.user) ?? this.removedUsers.get(key.user) ?? '');
+    const login = this.pools.login(cfg, nodeCfg, key.user);
     let pool!: Pool<MysqlBackendConn>;
     pool = new Pool<MysqlBackendConn>(
       {
@@ -113,7 +109,7 @@ export class MysqlClusterRuntime {
             database: null,
             capabilities: key.capabilities,
             charset: key.charset,
-            timeoutMs: login.timeoutMs,
+            timeoutMs: login.connectTimeoutMs,
             tls: login.tls,
             node,
           }).catch((err: unknown) => {
@@ -134,7 +130,7 @@ export class MysqlClusterRuntime {
         name: `${cfg.name}/${node}/${key.user}`,
       },
     );
-    this.pools.set(id, { node, user: key.user, login, pool });
+    this.pools.entries.set(id, { node, user: key.user, login, pool });
     return pool;
   }
 
@@ -147,7 +143,7 @@ export class MysqlClusterRuntime {
         conn = await pool.acquire(prefer ? { prefer } : undefined);
       } catch (err) {
         // A reload replaced the pool while we waited (or connected): wait in its successor.
-        if (this.replaced.has(pool)) continue;
+        if (this.pools.wasReplaced(pool)) continue;
         throw err;
       }
       if (!conn.broken && !conn.busy) return { conn, pool };
@@ -221,14 +217,7 @@ export class MysqlClusterRuntime {
       max_replica_lag_bytes: budget.bytes,
       max_replica_lag_seconds: budget.timeMs / 1000,
       nodes: snap.nodes.map((n) => {
-        const pool = { active: 0, idle: 0, waiting: 0 };
-        for (const p of [...this.pools.values(), ...this.draining]) {
-          if (p.node !== n.name) continue;
-          const st = p.pool.stats();
-          pool.active += st.active;
-          pool.idle += st.idle;
-          pool.waiting += st.waiting;
-        }
+        const pool = this.pools.usage(n.name);
         const el = eligibility.get(n.name);
         return {
           name: n.name,
@@ -261,69 +250,17 @@ export class MysqlClusterRuntime {
     if (r0.write_functions.join() !== r1.write_functions.join() || r0.read_functions.join() !== r1.read_functions.join()) {
       this.classifier = makeClassifier(config);
     }
-    for (const u of this.config.users) if (!config.users.some((n) => n.name === u.name)) this.removedUsers.set(u.name, u.password);
-    for (const u of config.users) this.removedUsers.delete(u.name);
     const addressChanged = config.nodes.some((n) => this.config.nodes.some((o) => o.name === n.name && (o.host !== n.host || o.port !== n.port)));
     if (addressChanged) this.serverInfoCache = null;
+    const previous = this.config;
     this.config = config;
     this.limits = limits;
-    const rebuilt = new Set<string>();
-    for (const [key, { node, user, login, pool }] of this.pools) {
-      const nodeCfg = config.nodes.find((n) => n.name === node);
-      if (!nodeCfg) {
-        this.pools.delete(key);
-        this.drain(node, pool);
-        continue;
-      }
-      if (!sameLogin(login, backendLogin(config, nodeCfg, this.password(user) ?? this.removedUsers.get(user) ?? login.password))) {
-        this.pools.delete(key);
-        this.replaced.add(pool);
-        this.drain(node, pool);
-        rebuilt.add(`${node}/${user}`);
-        continue;
-      }
-      pool.resize({ size: config.pool.size, acquireTimeoutMs: config.pool.acquire_timeout, idleTimeoutMs: config.pool.idle_timeout });
-    }
-    if (rebuilt.size > 0) this.log.info({ pools: [...rebuilt] }, 'backend login settings changed: pools replaced, old connections close when idle');
-  }
-
-  /** No new borrowers; idle connections close now, lent ones when they come back. */
-  private drain(node: string, pool: Pool<MysqlBackendConn>): void {
-    const entry = { node, pool };
-    this.draining.add(entry);
-    void pool.drain().then(() => this.draining.delete(entry));
+    this.pools.reconfigure(previous, config, this.log);
   }
 
   async close(): Promise<void> {
-    for (const { pool } of [...this.pools.values(), ...this.draining]) pool.close();
-    this.draining.clear();
-    this.pools.clear();
+    this.pools.close();
   }
-}
-
-/** What a pool's connections log in with, fixed when the pool is made (a reload that changes it replaces the pool). */
-interface BackendLogin {
-  host: string;
-  port: number;
-  password: string;
-  /** pool.connect_timeout: TCP connect + TLS + login. */
-  timeoutMs: number;
-  tls: ClusterConfig['backend_tls'];
-}
-
-function backendLogin(cfg: ClusterConfig, node: { host: string; port: number }, password: string): BackendLogin {
-  return { host: node.host, port: node.port, password, timeoutMs: cfg.pool.connect_timeout, tls: cfg.backend_tls };
-}
-
-function sameLogin(a: BackendLogin, b: BackendLogin): boolean {
-  return (
-    a.host === b.host &&
-    a.port === b.port &&
-    a.password === b.password &&
-    a.timeoutMs === b.timeoutMs &&
-    a.tls.mode === b.tls.mode &&
-    a.tls.ca === b.tls.ca
-  );
 }
 
 function makeClassifier(config: ClusterConfig): Classifier {

@@ -3,6 +3,7 @@ import type { ClusterConfig, LimitsConfig } from '../config/types.js';
 import { connectPgBackend } from '../backend/pg/connect.js';
 import { PgBackendConn } from '../backend/pg/conn.js';
 import { Pool } from '../pool/pool.js';
+import { PoolSet, type PoolEntry } from './pool-set.js';
 import { Classifier } from '../sql/index.js';
 import { Router, explainEligibility } from '../routing/router.js';
 import type { TopologySnapshot } from '../routing/topology.js';
@@ -31,17 +32,8 @@ export class PgClusterRuntime {
   readonly router = new Router();
   readonly counters: QueryCounters;
   /** ParameterStatus values of the first backend login, replayed to clients that log in. */
-  private readonly pools = new Map<string, { node: string; loginKey: string; user: string; login: BackendLogin; pool: Pool<PgBackendConn> }>();
-  /** Pools a reload replaced (new password, address, TLS or timeout): their waiters move to the successor. */
-  private readonly replaced = new WeakSet<Pool<PgBackendConn>>();
-  /** Pools of removed nodes and replaced pools until their last connection closed (counted in status()). */
-  private readonly draining = new Set<{ node: string; pool: Pool<PgBackendConn> }>();
-  /**
-   * Users a reload removed, with their last password: new logins are refused (client
-   * auth reads the config), but the sessions they already have keep going, also when
-   * their pools must be rebuilt for a node's new address.
-   */
-  private readonly removedUsers = new Map<string, string>();
+  /** The backend pools by node and login key; what a reload does to them (see PoolSet). */
+  private readonly pools = new PoolSet<PgBackendConn, PoolEntry<PgBackendConn> & { loginKey: string }>();
   /** The same pools by login key, then node (see pool()). */
   private readonly poolIndex = new Map<string, Map<string, Pool<PgBackendConn>>>();
   private readonly loginKeys = new WeakMap<StartupParams, { user: string; database: string; key: string }>();
@@ -147,12 +139,12 @@ export class PgClusterRuntime {
     const indexed = this.poolIndex.get(lk)?.get(node);
     if (indexed) return indexed;
     const key = `${node}\u0000${lk}`;
-    const found = this.pools.get(key);
+    const found = this.pools.entries.get(key);
     if (found) return found.pool;
     const nodeCfg = this.config.nodes.find((n) => n.name === node);
     if (!nodeCfg) throw new Error(`unknown node ${node}`);
     const cfg = this.config;
-    const login = backendLogin(cfg, nodeCfg, this.password(user) ?? this.removedUsers.get(user) ?? '');
+    const login = this.pools.login(cfg, nodeCfg, user);
     let pool!: Pool<PgBackendConn>;
     pool = new Pool<PgBackendConn>(
       {
@@ -190,7 +182,7 @@ export class PgClusterRuntime {
         name: `${cfg.name}/${node}/${user}/${database}`,
       },
     );
-    this.pools.set(key, { node, loginKey: lk, user, login, pool });
+    this.pools.entries.set(key, { node, loginKey: lk, user, login, pool });
     let byNode = this.poolIndex.get(lk);
     if (!byNode) this.poolIndex.set(lk, (byNode = new Map()));
     byNode.set(node, pool);
@@ -241,7 +233,7 @@ export class PgClusterRuntime {
         conn = await pool.acquire(prefer ? { prefer } : undefined);
       } catch (err) {
         // A reload replaced the pool while we waited (or connected): wait in its successor.
-        if (this.replaced.has(pool)) continue;
+        if (this.pools.wasReplaced(pool)) continue;
         throw err;
       }
       if (!conn.broken) return { conn, pool };
@@ -305,14 +297,7 @@ export class PgClusterRuntime {
       max_replica_lag_bytes: budget.bytes,
       max_replica_lag_seconds: budget.timeMs / 1000,
       nodes: snap.nodes.map((n) => {
-        const pool = { active: 0, idle: 0, waiting: 0 };
-        for (const p of [...this.pools.values(), ...this.draining]) {
-          if (p.node !== n.name) continue;
-          const st = p.pool.stats();
-          pool.active += st.active;
-          pool.idle += st.idle;
-          pool.waiting += st.waiting;
-        }
+        const pool = this.pools.usage(n.name);
         const el = eligibility.get(n.name);
         return {
           name: n.name,
@@ -348,74 +333,19 @@ export class PgClusterRuntime {
     if (r0.write_functions.join() !== r1.write_functions.join() || r0.read_functions.join() !== r1.read_functions.join()) {
       this.classifier = new Classifier({ dialect: 'postgres', writeFunctions: r1.write_functions, readFunctions: r1.read_functions });
     }
-    for (const u of this.config.users) if (!config.users.some((n) => n.name === u.name)) this.removedUsers.set(u.name, u.password);
-    for (const u of config.users) this.removedUsers.delete(u.name);
+    const previous = this.config;
     this.config = config;
     this.limits = limits;
     this.loginParams.clear();
-    const rebuilt = new Set<string>();
-    for (const [key, entry] of this.pools) {
-      const { node, loginKey: lk, user, login, pool } = entry;
-      const nodeCfg = config.nodes.find((n) => n.name === node);
-      if (!nodeCfg) {
-        // A removed node drains: no new borrowers, running transactions finish.
-        this.pools.delete(key);
-        this.poolIndex.get(lk)?.delete(node);
-        this.drain(node, pool);
-        continue;
-      }
-      const wanted = backendLogin(config, nodeCfg, this.password(user) ?? this.removedUsers.get(user) ?? login.password);
-      if (!sameLogin(login, wanted)) {
-        this.pools.delete(key);
-        this.poolIndex.get(lk)?.delete(node);
-        this.replaced.add(pool);
-        this.drain(node, pool);
-        rebuilt.add(`${node}/${user}`);
-        continue;
-      }
-      pool.resize({ size: config.pool.size, acquireTimeoutMs: config.pool.acquire_timeout, idleTimeoutMs: config.pool.idle_timeout });
-    }
-    if (rebuilt.size > 0) this.log.info({ pools: [...rebuilt] }, 'backend login settings changed: pools replaced, old connections close when idle');
-  }
-
-  /** No new borrowers; idle connections close now, lent ones when they come back. */
-  private drain(node: string, pool: Pool<PgBackendConn>): void {
-    const entry = { node, pool };
-    this.draining.add(entry);
-    void pool.drain().then(() => this.draining.delete(entry));
+    this.pools.reconfigure(previous, config, this.log, (entry) => this.poolIndex.get(entry.loginKey)?.delete(entry.node));
   }
 
   /** Close every pool (shutdown). */
   async close(): Promise<void> {
     this.unsubscribe();
-    for (const { pool } of [...this.pools.values(), ...this.draining]) pool.close();
-    this.draining.clear();
-    this.pools.clear();
+    this.pools.close();
     this.poolIndex.clear();
   }
-}
-
-/** What a pool's connections log in with, fixed when the pool is made (a reload that changes it replaces the pool). */
-interface BackendLogin {
-  host: string;
-  port: number;
-  password: string;
-  tls: ClusterConfig['backend_tls'];
-  connectTimeoutMs: number;
-}
-
-function backendLogin(cfg: ClusterConfig, node: { host: string; port: number }, password: string): BackendLogin {
-  return { host: node.host, port: node.port, password, tls: cfg.backend_tls, connectTimeoutMs: cfg.pool.connect_timeout };
-}
-
-function sameLogin(a: BackendLogin, b: BackendLogin): boolean {
-  return (
-    a.host === b.host &&
-    a.port === b.port &&
-    a.password === b.password &&
-    a.connectTimeoutMs === b.connectTimeoutMs &&
-    JSON.stringify(a.tls) === JSON.stringify(b.tls)
-  );
 }
 
 /** The part of a pool's key that a client's login chooses. */

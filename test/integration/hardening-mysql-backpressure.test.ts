@@ -1,11 +1,7 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
 import { connectMysql, type MysqlBackendSocket } from '../../src/backend/mysql/connect.js';
 import { Com, framePacket } from '../../src/protocol/mysql/index.js';
-import { freeTcpPort } from '../support/proxy.js';
+import { proxyChildForSuite, rssOf } from '../support/proxy-child.js';
 
 /**
  * Issue 10, item 2 (MySQL): a client that reads a ~1GB result slowly must not
@@ -17,46 +13,7 @@ const info = inject('mariaCluster');
 const app = info.users.app;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** VmRSS of a process, in bytes. */
-function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]) * 1024;
-}
-
-let child: ChildProcess | null = null;
-let dir = '';
-let port = 0;
-let pid = 0;
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'switchyard-my-rss-'));
-  port = await freeTcpPort();
-  const adminPort = await freeTcpPort();
-  const configPath = join(dir, 'switchyard.yaml');
-  const nodes = info.nodes.map((n) => `      - { name: ${n.name}, host: ${n.host}, port: ${n.port} }`).join('\n');
-  writeFileSync(
-    configPath,
-    `admin:\n  listen: 127.0.0.1:${adminPort}\nlog:\n  level: warn\nclusters:\n  - name: main\n    protocol: mysql\n    listen: 127.0.0.1:${port}\n    nodes:\n${nodes}\n    users:\n      - { name: ${app.user}, password: "${app.password}" }\n    health:\n      interval: 250ms\n`,
-  );
-  child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '-c', configPath, '--no-watch'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if ((await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => null))?.status === 200) break;
-    await sleep(100);
-  }
-  if ((await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => null))?.status !== 200) throw new Error(`proxy child not ready: ${stderr}`);
-  pid = child.pid!;
-}, 40_000);
-
-afterAll(async () => {
-  if (child && child.exitCode === null) {
-    child.kill('SIGTERM');
-    await new Promise((r) => child!.once('exit', r));
-  }
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const proxy = proxyChildForSuite({ protocol: 'mysql', nodes: info.nodes, user: app, dirPrefix: 'switchyard-my-rss-' });
 
 /** Sends COM_QUERY and counts the answer's bytes until its final EOF, reading only while `reading()` says so. */
 function streamQuery(c: MysqlBackendSocket, sql: string) {
@@ -81,23 +38,23 @@ function streamQuery(c: MysqlBackendSocket, sql: string) {
 describe('backpressure (MySQL)', () => {
   it('a client reading a ~1GB result slowly keeps the proxy RSS bounded (proxy in a child process)', async () => {
     const rows = Number(process.env.SLOW_READER_ROWS ?? 1_000_000);
-    const c = await connectMysql({ host: '127.0.0.1', port, user: app.user, password: app.password, database: info.database });
+    const c = await connectMysql({ host: '127.0.0.1', port: proxy.port, user: app.user, password: app.password, database: info.database });
     // Warm-up: the same path once with a small result, so lazily built state is in the baseline.
     const warm = streamQuery(c, `SELECT seq, REPEAT('x', 1000) FROM seq_1_to_5000`);
     socketResume(c);
     const warmDeadline = Date.now() + 20_000;
     while (!warm.done() && Date.now() < warmDeadline) await sleep(20);
     expect(warm.done()).toBe(true);
-    const baseline = rssOf(pid);
+    const baseline = rssOf(proxy.pid);
 
     const q = streamQuery(c, `SELECT seq, REPEAT('x', 1000) FROM seq_1_to_${rows}`);
     // 1. The client reads nothing for 3s: an unbounded proxy would take the whole result in.
     let peak = baseline;
     for (let i = 0; i < 12; i++) {
       await sleep(250);
-      peak = Math.max(peak, rssOf(pid));
+      peak = Math.max(peak, rssOf(proxy.pid));
     }
-    const afterStall = rssOf(pid);
+    const afterStall = rssOf(proxy.pid);
     // 2. Then it reads in bursts (40ms on, 10ms off) to the end: bounded by a deadline, not a speed claim.
     const t0 = performance.now();
     const deadline = Date.now() + 240_000;
@@ -105,7 +62,7 @@ describe('backpressure (MySQL)', () => {
       socketResume(c);
       await sleep(40);
       c.socket.pause();
-      peak = Math.max(peak, rssOf(pid));
+      peak = Math.max(peak, rssOf(proxy.pid));
       await sleep(10);
     }
     const seconds = (performance.now() - t0) / 1000;

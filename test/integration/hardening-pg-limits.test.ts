@@ -1,13 +1,10 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { msg } from '../../src/protocol/pg/index.js';
-import { freeTcpPort, startProxy, type RunningProxy } from '../support/proxy.js';
+import { startProxy, type RunningProxy } from '../support/proxy.js';
 import { superClient } from '../support/pg-stats.js';
+import { proxyChildForSuite, rssOf } from '../support/proxy-child.js';
 
 /**
  * Issue 10, item 2 (PostgreSQL): every limit against the real test cluster.
@@ -425,51 +422,16 @@ describe('backend connect and login timeouts', () => {
   });
 });
 
-/** VmRSS of a process, in bytes. */
-function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]) * 1024;
-}
-
 describe('backpressure', () => {
-  let child: ChildProcess | null = null;
-  let dir = '';
-  let port = 0;
-  let pid = 0;
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'switchyard-rss-'));
-    port = await freeTcpPort();
-    const adminPort = await freeTcpPort();
-    const configPath = join(dir, 'switchyard.yaml');
-    writeFileSync(
-      configPath,
-      `admin:\n  listen: 127.0.0.1:${adminPort}\nlog:\n  level: warn\nclusters:\n  - name: main\n    protocol: postgres\n    listen: 127.0.0.1:${port}\n    nodes:\n${info.nodes
-        .map((n) => `      - { name: ${n.name}, host: ${n.host}, port: ${n.port} }`)
-        .join('\n')}\n    users:\n      - { name: ${app.user}, password: "${app.password}" }\n    health:\n      interval: 250ms\n`,
-    );
-    // The proxy runs in its own process so that its RSS is its own (the CLI, from the sources via tsx).
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '-c', configPath, '--no-watch'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const ready = await until(async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => null))?.status === 200, 30_000);
-    if (!ready) throw new Error(`proxy child not ready: ${stderr}`);
-    pid = child.pid!;
-  });
-  afterAll(async () => {
-    if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child!.once('exit', r));
-    }
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const proxy = proxyChildForSuite({ protocol: 'postgres', nodes: info.nodes, user: app, dirPrefix: 'switchyard-rss-' });
 
   it('a client reading a large result slowly keeps the proxy RSS bounded (proxy in a child process)', async () => {
     const rows = Number(process.env.SLOW_READER_ROWS ?? 1_000_000);
 
-    const c = await connect(port);
+    const c = await connect(proxy.port);
     // Warm-up: the same path once with a small result, so lazily built state is counted in the baseline.
     await c.client.query(`SELECT repeat('x', 1000) FROM generate_series(1, 5000)`);
-    const baseline = rssOf(pid);
+    const baseline = rssOf(proxy.pid);
     const stream = (c.client as unknown as { connection: { stream: net.Socket } }).connection.stream;
     stream.pause();
     stream.removeAllListeners('data');
@@ -486,10 +448,10 @@ describe('backpressure', () => {
     let peak = baseline;
     for (let i = 0; i < 12; i++) {
       await sleep(250);
-      peak = Math.max(peak, rssOf(pid));
+      peak = Math.max(peak, rssOf(proxy.pid));
     }
     const stalledReceived = received;
-    const afterStall = rssOf(pid);
+    const afterStall = rssOf(proxy.pid);
     // 2. Then it reads in bursts (40ms on, 10ms off) to the end: bounded by a deadline, not a speed claim.
     const t0 = performance.now();
     const deadline = Date.now() + 150_000;
@@ -497,7 +459,7 @@ describe('backpressure', () => {
       stream.resume();
       await sleep(40);
       stream.pause();
-      peak = Math.max(peak, rssOf(pid));
+      peak = Math.max(peak, rssOf(proxy.pid));
       await sleep(10);
     }
     const seconds = (performance.now() - t0) / 1000;
@@ -519,8 +481,8 @@ describe('backpressure', () => {
       CREATE OR REPLACE FUNCTION bp_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$;
       CREATE TRIGGER bp_slow BEFORE INSERT ON bp_copy FOR EACH ROW EXECUTE FUNCTION bp_slow()`);
     await s0.end();
-    const c = await connect(port);
-    const baseline = rssOf(pid);
+    const c = await connect(proxy.port);
+    const baseline = rssOf(proxy.pid);
     const stream = (c.client as unknown as { connection: { stream: net.Socket } }).connection.stream;
     stream.removeAllListeners('data');
     let gotCopyIn = false;
@@ -541,11 +503,11 @@ describe('backpressure', () => {
     while (Date.now() < stopAt && sent < 300 * 1048576) {
       sent += frame.length;
       if (!stream.write(frame)) await Promise.race([new Promise((r) => stream.once('drain', r)), sleep(20)]);
-      peak = Math.max(peak, rssOf(pid));
+      peak = Math.max(peak, rssOf(proxy.pid));
     }
     for (let i = 0; i < 4; i++) {
       await sleep(100);
-      peak = Math.max(peak, rssOf(pid));
+      peak = Math.max(peak, rssOf(proxy.pid));
     }
     const mb = (b: number) => Math.round(b / 1048576);
     console.log(`COPY in to a slow server: client handed ${mb(sent)}MB to its socket in 4s; proxy RSS baseline ${mb(baseline)}MB, peak ${mb(peak)}MB (growth ${mb(peak - baseline)}MB)`);

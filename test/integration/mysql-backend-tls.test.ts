@@ -90,24 +90,35 @@ async function traffic(p: RunningProxy): Promise<{ primary: string; replica: str
   }
 }
 
+/**
+ * A proxy on `clusterYaml` against the TLS cluster: traffic through it must be TLS at both
+ * nodes (as the proxy's backend connections report), and so must every `app` connection the
+ * nodes see. Returns what it saw, after stopping the proxy.
+ */
+async function expectOnlyTls(clusterYaml: string): Promise<{ traffic: Awaited<ReturnType<typeof traffic>>; threads: AppThread[] }> {
+  const p = await proxyOn(cluster, clusterYaml);
+  try {
+    const t = await traffic(p);
+    expect(t.primary).not.toBe('');
+    expect(t.replica).not.toBe('');
+    const threads = await appThreads(cluster);
+    expect(threads.length).toBeGreaterThan(2);
+    expect(threads.filter((x) => x.cipher === '')).toEqual([]);
+    return { traffic: t, threads };
+  } finally {
+    await p.stop();
+  }
+}
+
 describe('backend_tls (MySQL/MariaDB nodes)', () => {
   it('verify-full with the CA: every pooled and monitor connection to every node is TLS', async () => {
-    const p = await proxyOn(cluster, `    backend_tls:\n      mode: verify-full\n      ca: ${ca.caCert}\n`);
-    try {
-      const t = await traffic(p);
-      expect([...t.servers]).toEqual([2]); // the reads went to the replica (server_id 2); the hinted statement to the primary
-      expect(t.primary).not.toBe('');
-      expect(t.replica).not.toBe('');
-      const threads = await appThreads(cluster);
-      console.log(`verify-full: through the proxy Ssl_cipher primary=${t.primary} replica=${t.replica}; at the nodes ${summary(threads)}`);
-      for (const n of cluster.info.nodes) {
-        const mine = threads.filter((x) => x.node === n.name);
-        expect(mine.some((x) => x.program === 'switchyard-monitor')).toBe(true);
-        expect(mine.some((x) => x.program !== 'switchyard-monitor')).toBe(true);
-        expect(mine.filter((x) => x.cipher === '')).toEqual([]);
-      }
-    } finally {
-      await p.stop();
+    const { traffic: t, threads } = await expectOnlyTls(`    backend_tls:\n      mode: verify-full\n      ca: ${ca.caCert}\n`);
+    expect([...t.servers]).toEqual([2]); // the reads went to the replica (server_id 2); the hinted statement to the primary
+    console.log(`verify-full: through the proxy Ssl_cipher primary=${t.primary} replica=${t.replica}; at the nodes ${summary(threads)}`);
+    for (const n of cluster.info.nodes) {
+      const mine = threads.filter((x) => x.node === n.name);
+      expect(mine.some((x) => x.program === 'switchyard-monitor')).toBe(true);
+      expect(mine.some((x) => x.program !== 'switchyard-monitor')).toBe(true);
     }
   });
 
@@ -146,31 +157,11 @@ describe('backend_tls (MySQL/MariaDB nodes)', () => {
   });
 
   it('require without a CA encrypts without verifying', async () => {
-    const p = await proxyOn(cluster, '    backend_tls:\n      mode: require\n');
-    try {
-      const t = await traffic(p);
-      expect(t.primary).not.toBe('');
-      expect(t.replica).not.toBe('');
-      const threads = await appThreads(cluster);
-      expect(threads.length).toBeGreaterThan(2);
-      expect(threads.filter((x) => x.cipher === '')).toEqual([]);
-    } finally {
-      await p.stop();
-    }
+    await expectOnlyTls('    backend_tls:\n      mode: require\n');
   });
 
   it('prefer against nodes that offer TLS: TLS', async () => {
-    const p = await proxyOn(cluster, '    backend_tls:\n      mode: prefer\n');
-    try {
-      const t = await traffic(p);
-      expect(t.primary).not.toBe('');
-      expect(t.replica).not.toBe('');
-      const threads = await appThreads(cluster);
-      expect(threads.length).toBeGreaterThan(2);
-      expect(threads.filter((x) => x.cipher === '')).toEqual([]);
-    } finally {
-      await p.stop();
-    }
+    await expectOnlyTls('    backend_tls:\n      mode: prefer\n');
   });
 
   it('a reload from disable to verify-full replaces the pools: new connections are TLS, the old ones close', async () => {

@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import mysql from 'mysql2/promise';
-import pg from 'pg';
+import { MARIA_BOOTSTRAP_SQL, MARIA_REPL_USER_SQL, mariaLagBytes, mariaLagTransactions, mariaQueryOnce, mariaServerSettings, promoteMaria, waitForMariaReplication, type MariaNodes } from '../../src/devcluster/mariadb.js';
+import { PG_BOOTSTRAP, PG_SETTINGS, pgHba, pgLagBytes, pgQueryOnce, promotePg, waitForPgReplication, waitForPgStreaming, type PgNodes } from '../../src/devcluster/pg.js';
 import { freePort, isAlive, sleep, until } from '../../src/devcluster/proc.js';
 import { connectionInfoOf, type ClusterUser, type ConnectionInfo } from './cluster-info.js';
 import type { MariaClusterInfo, MariaNodeInfo } from './mariadb-cluster.js';
@@ -197,12 +197,46 @@ interface InspectState {
   Pid: number;
 }
 
-/** Container controls shared by both clusters; `ready(node)` is the server answering SQL. */
-abstract class ContainerControls {
-  protected abstract readonly refs: ContainerRefs;
-  protected abstract ready(node: string): Promise<void>;
-  /** What the main process of a node's container runs, to tell a real host pid from a VM's. */
-  protected abstract readonly serverCommand: RegExp;
+/**
+ * Container controls and the info-only methods shared by both clusters' controllers; `ready(node)`
+ * is the server answering SQL.
+ */
+abstract class ContainerControls<I extends (PgClusterInfo | MariaClusterInfo) & { containers: ContainerRefs }> {
+  /**
+   * `serverCommand`: what the main process of a node's container runs, to tell a real host
+   * pid from a VM's. Throws for an info the containers backend did not build.
+   */
+  protected constructor(
+    readonly info: I,
+    private readonly serverCommand: RegExp,
+  ) {
+    if (!isContainersInfo(info)) throw new Error(`${new.target.name}.attach: not an info of the containers backend`);
+  }
+
+  /** SQL as the superuser over TCP. */
+  abstract query(node: string, sql: string): Promise<unknown[]>;
+
+  protected get refs(): ContainerRefs {
+    return this.info.containers;
+  }
+
+  protected async ready(node: string): Promise<void> {
+    await this.query(node, 'SELECT 1');
+  }
+
+  node(name: string): I['nodes'][number] {
+    const n = (this.info.nodes as I['nodes'][number][]).find((x) => x.name === name);
+    if (!n) throw new Error(`no node ${name}`);
+    return n;
+  }
+
+  connectionInfo(node: string, as: ClusterUser = 'superuser'): ConnectionInfo {
+    return connectionInfoOf(this.info, node, as);
+  }
+
+  pids(): number[] {
+    return this.info.nodes.map((n) => this.pid(n.name)).filter((p): p is number => p !== null);
+  }
 
   protected id(node: string): string {
     const id = this.refs.ids[node];
@@ -267,8 +301,8 @@ abstract class ContainerControls {
     }
   }
 
-  /** Removes every container of the cluster (by id, and by label for one whose start failed half-way) and the network. Never throws. */
-  protected async removeAll(baseDir: string): Promise<void> {
+  /** Removes every container of the cluster (by id, and by label for one whose start failed half-way), the network and the record dir. Never throws. */
+  async stopAll(): Promise<void> {
     const { engine, clusterId } = this.refs;
     try {
       const filters = encodeURIComponent(JSON.stringify({ label: [`${LABEL_CLUSTER}=${clusterId}`] }));
@@ -281,7 +315,7 @@ abstract class ContainerControls {
       // The engine went away: Ryuk (if it runs) or the next run's removeLeftovers() gets them.
     }
     live.delete(clusterId);
-    rmSync(baseDir, { recursive: true, force: true });
+    rmSync(this.info.baseDir, { recursive: true, force: true });
   }
 }
 
@@ -295,6 +329,8 @@ interface Building {
   network: import('testcontainers').StartedNetwork;
   baseDir: string;
   labels: Record<string, string>;
+  /** The info fields both clusters fill alike. */
+  common: { baseDir: string; nodes: []; database: 'app'; containers: ContainerRefs };
 }
 
 /**
@@ -317,7 +353,7 @@ async function beginBuilding(prefix: string): Promise<Building> {
   const baseDir = mkdtempSync(join(tmpdir(), prefix));
   writeFileSync(join(baseDir, 'containers.json'), JSON.stringify({ owner: process.pid, ...refs }));
   const labels = { [LABEL_CLUSTER]: clusterId, [LABEL_OWNER]: String(process.pid), [LABEL_HOST]: hostname() };
-  return { tc, refs, network, baseDir, labels };
+  return { tc, refs, network, baseDir, labels, common: { baseDir, nodes: [], database: 'app', containers: refs } };
 }
 
 /**
@@ -343,34 +379,10 @@ function recordIds(b: Building): void {
 const PG_HBA_PATH = '/etc/switchyard/pg_hba.conf';
 
 // As the local cluster's, with `all` for 127.0.0.1/32: host connections arrive from the bridge.
-const PG_HBA = `# written by switchyard's containers test backend
-local all all trust
-local replication all trust
-host replication all all trust
-host all md5user all md5
-host all trustuser all trust
-host all plainuser all password
-host all all all scram-sha-256
-`;
+const PG_HBA = pgHba('all', "# written by switchyard's containers test backend");
 
 // The local cluster's postgresql.conf settings (src/devcluster/pg.ts), as server options.
-const PG_SETTINGS = [
-  `hba_file=${PG_HBA_PATH}`,
-  'listen_addresses=*',
-  'shared_preload_libraries=pg_stat_statements',
-  'pg_stat_statements.track=all',
-  'wal_level=replica',
-  'max_wal_senders=10',
-  'max_replication_slots=10',
-  'hot_standby=on',
-  'hot_standby_feedback=on',
-  'fsync=off',
-  'synchronous_commit=off',
-  'full_page_writes=off',
-  'shared_buffers=32MB',
-  'max_connections=200',
-  'log_min_messages=warning',
-].flatMap((s) => ['-c', s]);
+const PG_OPTIONS = [`hba_file=${PG_HBA_PATH}`, 'listen_addresses=*', ...PG_SETTINGS.map(([k, v]) => `${k}=${v}`)].flatMap((s) => ['-c', s]);
 
 /*
  * A replica's entrypoint (bash -c; $0 is the node name, "$@" the server options):
@@ -387,34 +399,13 @@ fi
 chmod 700 "$D"
 exec gosu postgres postgres "$@"`;
 
-/** The local cluster's roles and extensions (src/devcluster/pg.ts bootstrapRoles), run on the primary. */
-const PG_BOOTSTRAP: [string, string][] = [
-  ['postgres', "CREATE ROLE app LOGIN PASSWORD 'app'"],
-  ['postgres', 'CREATE DATABASE app OWNER app'],
-  ['postgres', "DO $$ BEGIN SET LOCAL password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5pw'; END $$"],
-  ['postgres', 'CREATE ROLE trustuser LOGIN'],
-  ['postgres', "CREATE ROLE plainuser LOGIN PASSWORD 'plainpw'"],
-  ['postgres', 'GRANT ALL ON DATABASE app TO md5user, trustuser, plainuser'],
-  ['postgres', 'GRANT pg_read_all_stats, pg_signal_backend TO app'],
-  ['postgres', 'CREATE EXTENSION pg_stat_statements'],
-  ['app', 'CREATE EXTENSION pg_stat_statements'],
-  ['app', 'GRANT ALL ON SCHEMA public TO md5user, trustuser, plainuser'],
-];
-
 /** The tests' PostgreSQL cluster in containers: same info shape and method names as PgCluster. */
-export class PgContainers extends ContainerControls {
-  protected readonly serverCommand = /postgres/;
-
-  private constructor(readonly info: PgContainersInfo) {
-    super();
-  }
-
-  protected get refs(): ContainerRefs {
-    return this.info.containers;
+export class PgContainers extends ContainerControls<PgContainersInfo> implements PgNodes {
+  private constructor(info: PgContainersInfo) {
+    super(info, /postgres/);
   }
 
   static attach(info: PgClusterInfo): PgContainers {
-    if (!isContainersInfo(info)) throw new Error('PgContainers.attach: not an info of the containers backend');
     return new PgContainers(info as PgContainersInfo);
   }
 
@@ -427,14 +418,11 @@ export class PgContainers extends ContainerControls {
     const replicas = opts.replicas ?? 2;
     const b = await beginBuilding('switchyard-containers-pg-');
     const info: PgContainersInfo = {
+      ...b.common,
       kind: 'postgres',
-      baseDir: b.baseDir,
       binDir: '/usr/lib/postgresql/15/bin',
       runAs: {},
-      nodes: [],
       users: { superuser: { user: 'postgres', password: 'postgres' }, app: { user: 'app', password: 'app' } },
-      database: 'app',
-      containers: b.refs,
     };
     const cluster = new PgContainers(info);
     try {
@@ -453,8 +441,8 @@ export class PgContainers extends ContainerControls {
           i === 0
             ? c
                 .withEnvironment({ POSTGRES_USER: 'postgres', POSTGRES_PASSWORD: 'postgres', POSTGRES_INITDB_ARGS: '--locale=C --encoding=UTF8 --no-sync' })
-                .withCommand(['postgres', ...PG_SETTINGS])
-            : c.withEntrypoint(['bash', '-c', PG_REPLICA_ENTRYPOINT, name]).withCommand(PG_SETTINGS);
+                .withCommand(['postgres', ...PG_OPTIONS])
+            : c.withEntrypoint(['bash', '-c', PG_REPLICA_ENTRYPOINT, name]).withCommand(PG_OPTIONS);
         const started = await c.start();
         b.refs.ids[name] = started.getId();
         recordIds(b);
@@ -462,10 +450,7 @@ export class PgContainers extends ContainerControls {
         await until(() => cluster.ready(name), 60_000, `start ${name}`);
         if (i === 0) for (const [db, sql] of PG_BOOTSTRAP) await cluster.query(name, sql, [], db);
       }
-      await until(async () => {
-        const rows = await cluster.query<{ n: number }>('pg0', "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
-        if (Number(rows[0]!.n) < replicas) throw new Error(`${rows[0]!.n}/${replicas} streaming`);
-      }, 60_000, 'replicas streaming');
+      await waitForPgStreaming(cluster, replicas);
       await cluster.waitForReplication();
       return cluster;
     } catch (e) {
@@ -474,30 +459,10 @@ export class PgContainers extends ContainerControls {
     }
   }
 
-  protected async ready(node: string): Promise<void> {
-    await this.query(node, 'SELECT 1');
-  }
-
-  node(name: string): PgNodeInfo {
-    const n = this.info.nodes.find((x) => x.name === name);
-    if (!n) throw new Error(`no node ${name}`);
-    return n;
-  }
-
-  connectionInfo(node: string, as: ClusterUser = 'superuser'): ConnectionInfo {
-    return connectionInfoOf(this.info, node, as);
-  }
-
   /** One statement as the superuser, over TCP (the local cluster uses the node's Unix socket). */
   async query<R extends Record<string, unknown> = Record<string, unknown>>(node: string, sql: string, params: unknown[] = [], database = 'postgres'): Promise<R[]> {
     const n = this.node(node);
-    const c = new pg.Client({ host: n.host, port: n.port, user: 'postgres', password: 'postgres', database });
-    await c.connect();
-    try {
-      return (await c.query<R>(sql, params)).rows;
-    } finally {
-      await c.end();
-    }
+    return pgQueryOnce<R>({ host: n.host, port: n.port, user: 'postgres', password: 'postgres', database }, sql, params);
   }
 
   async pauseReplay(node: string): Promise<void> {
@@ -508,104 +473,33 @@ export class PgContainers extends ContainerControls {
     await this.query(node, 'SELECT pg_wal_replay_resume()');
   }
 
-  async promote(node: string): Promise<void> {
-    await this.query(node, 'SELECT pg_promote(true, 30)');
-    await until(async () => {
-      const [r] = await this.query<{ r: boolean }>(node, 'SELECT pg_is_in_recovery() AS r');
-      if (r!.r) throw new Error('still in recovery');
-    }, 30_000, `promote ${node}`);
-    this.node(node).role = 'primary';
+  promote(node: string): Promise<void> {
+    return promotePg(this, node);
   }
 
-  async waitForReplication(timeoutMs = 30_000): Promise<void> {
-    const primary = this.info.nodes.find((n) => n.role === 'primary')!;
-    const [{ lsn }] = (await this.query<{ lsn: string }>(primary.name, 'SELECT pg_current_wal_insert_lsn()::text AS lsn')) as [{ lsn: string }];
-    for (const r of this.info.nodes.filter((n) => n.role === 'replica')) {
-      if (!(await this.running(r.name))) continue;
-      await until(async () => {
-        const [row] = await this.query<{ behind: boolean }>(r.name, 'SELECT pg_last_wal_replay_lsn() < $1::pg_lsn AS behind', [lsn]);
-        if (row!.behind) throw new Error('behind');
-      }, timeoutMs, `replication to ${r.name}`, 20);
-    }
+  waitForReplication(timeoutMs = 30_000): Promise<void> {
+    return waitForPgReplication(this, (n) => this.running(n), timeoutMs);
   }
 
-  async lagBytes(node: string): Promise<number> {
-    const primary = this.info.nodes.find((n) => n.role === 'primary')!;
-    const [{ lsn }] = (await this.query<{ lsn: string }>(primary.name, 'SELECT pg_current_wal_insert_lsn()::text AS lsn')) as [{ lsn: string }];
-    const [row] = await this.query<{ lag: string }>(node, 'SELECT pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn())::bigint AS lag', [lsn]);
-    return Number(row!.lag);
-  }
-
-  pids(): number[] {
-    return this.info.nodes.map((n) => this.pid(n.name)).filter((p): p is number => p !== null);
-  }
-
-  /** Removes every container and the network. Never throws. */
-  async stopAll(): Promise<void> {
-    await this.removeAll(this.info.baseDir);
+  lagBytes(node: string): Promise<number> {
+    return pgLagBytes(this, node);
   }
 }
 
 // ---- MariaDB -----------------------------------------------------------------------
 
-/** The local cluster's my.cnf (src/devcluster/mariadb.ts), as server options. */
+/** The local cluster's my.cnf settings (src/devcluster/mariadb.ts), as server options. */
 function mariaOptions(serverId: number, role: 'primary' | 'replica'): string[] {
-  return [
-    `--server-id=${serverId}`,
-    '--bind-address=0.0.0.0',
-    '--log-bin=mysql-bin',
-    '--binlog-format=ROW',
-    '--gtid-strict-mode=1',
-    '--log-slave-updates=1',
-    '--skip-name-resolve',
-    '--innodb-buffer-pool-size=32M',
-    '--innodb-log-file-size=16M',
-    '--innodb-flush-log-at-trx-commit=2',
-    '--sync-binlog=0',
-    '--performance-schema=ON',
-    '--max-connections=300',
-    ...(role === 'replica' ? ['--read-only=ON'] : []),
-  ];
-}
-
-/** The local cluster's users and database (src/devcluster/mariadb.ts), created on the primary after the replicas attach. */
-const MARIA_BOOTSTRAP = [
-  "CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY 'root'",
-  "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION",
-  'CREATE DATABASE app',
-  "CREATE USER 'app'@'%' IDENTIFIED BY 'app'",
-  "GRANT ALL PRIVILEGES ON app.* TO 'app'@'%'",
-  "GRANT PROCESS, REPLICATION CLIENT, RELOAD ON *.* TO 'app'@'%'",
-  "GRANT SELECT ON performance_schema.* TO 'app'@'%'",
-].join('; ');
-
-interface SlaveStatusRow {
-  Relay_Master_Log_File: string;
-  Exec_Master_Log_Pos: number | string;
-}
-interface MasterStatusRow {
-  File: string;
-  Position: number | string;
-}
-interface BinaryLogRow {
-  Log_name: string;
-  File_size: number | string;
+  return ['--bind-address=0.0.0.0', ...mariaServerSettings(serverId, role).map(([k, v]) => (v === null ? `--${k}` : `--${k}=${v}`))];
 }
 
 /** The tests' MariaDB cluster in containers: same info shape and method names as MariaCluster. */
-export class MariaContainers extends ContainerControls {
-  protected readonly serverCommand = /mariadbd|mysqld/;
-
-  private constructor(readonly info: MariaContainersInfo) {
-    super();
-  }
-
-  protected get refs(): ContainerRefs {
-    return this.info.containers;
+export class MariaContainers extends ContainerControls<MariaContainersInfo> implements MariaNodes {
+  private constructor(info: MariaContainersInfo) {
+    super(info, /mariadbd|mysqld/);
   }
 
   static attach(info: MariaClusterInfo): MariaContainers {
-    if (!isContainersInfo(info)) throw new Error('MariaContainers.attach: not an info of the containers backend');
     return new MariaContainers(info as MariaContainersInfo);
   }
 
@@ -619,13 +513,10 @@ export class MariaContainers extends ContainerControls {
     const replicas = opts.replicas ?? 2;
     const b = await beginBuilding('switchyard-containers-maria-');
     const info: MariaContainersInfo = {
+      ...b.common,
       kind: 'mysql',
-      baseDir: b.baseDir,
       binDir: '/usr/sbin',
-      nodes: [],
       users: { superuser: { user: 'root', password: 'root' }, app: { user: 'app', password: 'app' } },
-      database: 'app',
-      containers: b.refs,
     };
     const cluster = new MariaContainers(info);
     try {
@@ -656,11 +547,11 @@ export class MariaContainers extends ContainerControls {
       if (failed.length > 0) throw new Error(`MariaDB containers did not start: ${failed.join('; ')}`);
       const primary = nodes[0]!;
       for (const n of nodes) await cluster.query(n.name, "RESET MASTER; SET GLOBAL gtid_slave_pos = ''");
-      await cluster.query(primary.name, "SET sql_log_bin = 0; CREATE USER 'repl'@'%' IDENTIFIED BY 'repl'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'; SET sql_log_bin = 1");
+      await cluster.query(primary.name, MARIA_REPL_USER_SQL);
       for (const r of nodes.slice(1)) {
         await cluster.query(r.name, `CHANGE MASTER TO MASTER_HOST='${primary.name}', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos; START SLAVE`);
       }
-      await cluster.query(primary.name, MARIA_BOOTSTRAP);
+      await cluster.query(primary.name, MARIA_BOOTSTRAP_SQL);
       await cluster.waitForReplication(60_000);
       return cluster;
     } catch (e) {
@@ -669,30 +560,10 @@ export class MariaContainers extends ContainerControls {
     }
   }
 
-  protected async ready(node: string): Promise<void> {
-    await this.query(node, 'SELECT 1');
-  }
-
-  node(name: string): MariaNodeInfo {
-    const n = this.info.nodes.find((x) => x.name === name);
-    if (!n) throw new Error(`no node ${name}`);
-    return n;
-  }
-
-  connectionInfo(node: string, as: ClusterUser = 'superuser'): ConnectionInfo {
-    return connectionInfoOf(this.info, node, as);
-  }
-
   /** SQL as root over TCP (several statements allowed); returns the rows. */
   async query<R = Record<string, unknown>>(node: string, sql: string, params: unknown[] = []): Promise<R[]> {
     const n = this.node(node);
-    const c = await mysql.createConnection({ host: n.host, port: n.port, user: 'root', password: 'root', multipleStatements: true });
-    try {
-      const [rows] = await c.query(sql, params);
-      return rows as R[];
-    } finally {
-      await c.end();
-    }
+    return (await mariaQueryOnce({ host: n.host, port: n.port, user: 'root', password: 'root' }, sql, params)) as R[];
   }
 
   async pauseReplay(node: string): Promise<void> {
@@ -703,57 +574,20 @@ export class MariaContainers extends ContainerControls {
     await this.query(node, 'START SLAVE SQL_THREAD');
   }
 
-  async promote(node: string): Promise<void> {
-    await this.query(node, 'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF');
-    this.node(node).role = 'primary';
+  promote(node: string): Promise<void> {
+    return promoteMaria(this, node);
   }
 
-  async waitForReplication(timeoutMs = 30_000): Promise<void> {
-    const primary = this.info.nodes.find((n) => n.role === 'primary')!;
-    const [{ pos }] = (await this.query<{ pos: string }>(primary.name, 'SELECT @@gtid_binlog_pos AS pos')) as [{ pos: string }];
-    for (const r of this.info.nodes.filter((n) => n.role === 'replica')) {
-      if (!(await this.running(r.name))) continue;
-      await until(async () => {
-        const [row] = await this.query<{ ok: number | null }>(r.name, 'SELECT MASTER_GTID_WAIT(?, 0) = 0 AS ok', [pos]);
-        if (!row?.ok) throw new Error(`${r.name} has not reached ${pos}`);
-      }, timeoutMs, `replication to ${r.name}`, 20);
-    }
+  waitForReplication(timeoutMs = 30_000): Promise<void> {
+    return waitForMariaReplication(this, (n) => this.running(n), timeoutMs);
   }
 
-  async lagTransactions(node: string): Promise<number> {
-    const primary = this.info.nodes.find((n) => n.role === 'primary')!;
-    const [{ pos }] = (await this.query<{ pos: string }>(primary.name, 'SELECT @@gtid_binlog_pos AS pos')) as [{ pos: string }];
-    const [{ spos }] = (await this.query<{ spos: string }>(node, 'SELECT @@gtid_slave_pos AS spos')) as [{ spos: string }];
-    return seqOf(pos) - seqOf(spos);
+  lagTransactions(node: string): Promise<number> {
+    return mariaLagTransactions(this, node);
   }
 
   /** As MariaCluster.lagBytes: the primary's binlog bytes between the replica's executed position and the primary's current one. */
-  async lagBytes(node: string): Promise<number> {
-    if (this.node(node).role === 'primary') return 0;
-    const [slave] = await this.query<SlaveStatusRow>(node, 'SHOW SLAVE STATUS');
-    if (!slave) throw new Error(`${node} is not replicating (SHOW SLAVE STATUS is empty)`);
-    const primary = this.info.nodes.find((n) => n.role === 'primary');
-    if (!primary) throw new Error('the MariaDB cluster has no primary');
-    const logs = await this.query<BinaryLogRow>(primary.name, 'SHOW BINARY LOGS');
-    const [current] = await this.query<MasterStatusRow>(primary.name, 'SHOW MASTER STATUS');
-    if (!current) throw new Error(`${primary.name} has binary logging off`);
-    const from = logs.findIndex((l) => l.Log_name === slave.Relay_Master_Log_File);
-    const to = logs.findIndex((l) => l.Log_name === current.File);
-    if (from < 0 || to < from) throw new Error(`${node} executes ${slave.Relay_Master_Log_File}, which ${primary.name} does not have`);
-    const finished = logs.slice(from, to).reduce((sum, l) => sum + Number(l.File_size), 0);
-    return finished + Number(current.Position) - Number(slave.Exec_Master_Log_Pos);
+  lagBytes(node: string): Promise<number> {
+    return mariaLagBytes(this, node);
   }
-
-  pids(): number[] {
-    return this.info.nodes.map((n) => this.pid(n.name)).filter((p): p is number => p !== null);
-  }
-
-  async stopAll(): Promise<void> {
-    await this.removeAll(this.info.baseDir);
-  }
-}
-
-function seqOf(gtidPos: string): number {
-  const m = /(?:^|,)0-\d+-(\d+)/.exec(gtidPos);
-  return m ? Number(m[1]) : 0;
 }

@@ -1,5 +1,5 @@
 import { dirname } from 'node:path';
-import { MariaCluster as DevMariaCluster, type MariaClusterInfo as DevMariaClusterInfo, type MariaNodeInfo } from '../../src/devcluster/mariadb.js';
+import { MariaCluster as DevMariaCluster, mariaLagBytes, type MariaClusterInfo as DevMariaClusterInfo, type MariaNodeInfo } from '../../src/devcluster/mariadb.js';
 import { findBinary } from '../../src/devcluster/proc.js';
 import { stopOrKill } from './proc.js';
 import { claimBaseDir, releaseBaseDir, writeServersRecord } from './reaper.js';
@@ -14,21 +14,6 @@ export interface MariaClusterInfo extends DevMariaClusterInfo {
 }
 
 const SERVER_DIRS = ['/usr/sbin', '/usr/bin', '/usr/local/bin'];
-
-interface SlaveStatusRow {
-  Relay_Master_Log_File: string;
-  Exec_Master_Log_Pos: number | string;
-}
-
-interface MasterStatusRow {
-  File: string;
-  Position: number | string;
-}
-
-interface BinaryLogRow {
-  Log_name: string;
-  File_size: number | string;
-}
 
 /**
  * The tests' controller for a real MariaDB cluster: primary my0 and read-only
@@ -117,26 +102,9 @@ export class MariaCluster {
     return this.dev.lagTransactions(node);
   }
 
-  /**
-   * Bytes of the primary's binlog the replica has not executed yet:
-   *   1. the replica's executed coordinates (Relay_Master_Log_File, Exec_Master_Log_Pos);
-   *   2. the primary's finished binlog files with their sizes, and its current file and position;
-   *   3. the sum of what lies between the two. 0 for a primary.
-   */
-  async lagBytes(node: string): Promise<number> {
-    if (this.node(node).role === 'primary') return 0;
-    const [slave] = await this.query<SlaveStatusRow>(node, 'SHOW SLAVE STATUS');
-    if (!slave) throw new Error(`${node} is not replicating (SHOW SLAVE STATUS is empty)`);
-    const primary = this.info.nodes.find((n) => n.role === 'primary');
-    if (!primary) throw new Error('the MariaDB cluster has no primary');
-    const logs = await this.query<BinaryLogRow>(primary.name, 'SHOW BINARY LOGS');
-    const [current] = await this.query<MasterStatusRow>(primary.name, 'SHOW MASTER STATUS');
-    if (!current) throw new Error(`${primary.name} has binary logging off`);
-    const from = logs.findIndex((l) => l.Log_name === slave.Relay_Master_Log_File);
-    const to = logs.findIndex((l) => l.Log_name === current.File);
-    if (from < 0 || to < from) throw new Error(`${node} executes ${slave.Relay_Master_Log_File}, which ${primary.name} does not have`);
-    const finished = logs.slice(from, to).reduce((sum, l) => sum + Number(l.File_size), 0);
-    return finished + Number(current.Position) - Number(slave.Exec_Master_Log_Pos);
+  /** Bytes of the primary's binlog the replica has not executed yet (0 for a primary); see mariaLagBytes. */
+  lagBytes(node: string): Promise<number> {
+    return mariaLagBytes(this, node);
   }
 
   /** mariadbd's OS pid (from its pid-file), or null when it is not running. */

@@ -1,6 +1,5 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { readFileSync } from 'node:fs';
 import { ErrorCodes, SwitchyardError } from '../../errors.js';
 import {
   PgFrameReader,
@@ -14,6 +13,7 @@ import {
   parseReadyForQuery,
 } from '../../protocol/pg/index.js';
 import type { BackendTlsConfig } from '../../config/types.js';
+import { backendTlsOptions } from '../tls-options.js';
 
 export interface PgBackendTarget {
   node: string;
@@ -82,14 +82,13 @@ function negotiateTls(socket: net.Socket, target: PgBackendTarget): Promise<net.
         return reject(connectError(target, 'the server does not support TLS but backend_tls requires it'));
       }
       if (answer !== 'S' || d.length !== 1) return reject(connectError(target, 'unexpected answer to SSLRequest'));
-      const verify = target.tls.mode === 'verify-full';
-      const secure = tls.connect({
-        socket,
-        servername: net.isIP(target.host) ? undefined : target.host,
-        ca: target.tls.ca ? readFileSync(target.tls.ca) : undefined,
-        rejectUnauthorized: verify,
-        checkServerIdentity: verify ? tls.checkServerIdentity : () => undefined,
-      });
+      let options: tls.ConnectionOptions;
+      try {
+        options = backendTlsOptions(socket, target.host, target.tls);
+      } catch (e) {
+        return reject(connectError(target, `cannot read backend_tls.ca: ${(e as Error).message}`));
+      }
+      const secure = tls.connect(options);
       secure.once('secureConnect', () => {
         secure.removeAllListeners('error');
         resolve(secure);
