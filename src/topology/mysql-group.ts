@@ -46,7 +46,10 @@ const REACHABLE = new Set(['ONLINE', 'RECOVERING']);
 
 /**
  * Judges one node from its own view of the group:
- *   1. no row for itself, or OFFLINE: not in a group;
+ *   1. no row for itself, or OFFLINE with no group name: not in a group; OFFLINE with
+ *      a group name: Group Replication was stopped on it (STOP GROUP_REPLICATION, or it
+ *      never started): it is super_read_only, so read_only alone would keep it a readable
+ *      replica, but its data no longer follows the group: not routed to;
  *   2. not ONLINE (RECOVERING is still applying what it missed, ERROR has left): not routed to;
  *   3. fewer than a majority of the members it lists reachable: it is in a minority
  *      partition, its writes block and its data stops moving, so it is not routed to;
@@ -54,10 +57,11 @@ const REACHABLE = new Set(['ONLINE', 'RECOVERING']);
  */
 export function judgeGroupMember(view: GroupView): GroupVerdict {
   const me = view.members.find((m) => m.id === view.self);
-  if (!me || me.state.toUpperCase() === 'OFFLINE') return { inGroup: false, ok: true, writable: false, multiPrimary: false };
+  if (!me || (me.state.toUpperCase() === 'OFFLINE' && view.group === '')) return { inGroup: false, ok: true, writable: false, multiPrimary: false };
   const state = me.state.toUpperCase();
   const role = me.role.toUpperCase();
   const base = { inGroup: true, state, role, writable: false, multiPrimary: false };
+  if (state === 'OFFLINE') return { ...base, ok: false, error: `group replication is stopped on this member (OFFLINE; group ${view.group}): its data no longer follows the group` };
   if (state !== 'ONLINE') return { ...base, ok: false, error: `group replication member state is ${state}` };
   const reachable = view.members.filter((m) => REACHABLE.has(m.state.toUpperCase())).length;
   if (reachable * 2 <= view.members.length) {

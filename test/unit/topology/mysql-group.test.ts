@@ -12,9 +12,14 @@ import { FakeGroupMember, type MemberRow } from '../../support/fake-mysql-group.
 const m = (id: string, state: string, role: string, port = 3306): GroupMemberRow => ({ id, host: '127.0.0.1', port, state, role });
 
 describe('judgeGroupMember', () => {
-  const rows: [string, GroupMemberRow[], Partial<GroupVerdict>][] = [
+  const rows: [string, GroupMemberRow[], Partial<GroupVerdict>, string?][] = [
     ['no row for itself: not in a group', [m('b', 'ONLINE', 'PRIMARY')], { inGroup: false, ok: true }],
-    ['plugin loaded, group not started (OFFLINE)', [m('a', 'OFFLINE', '')], { inGroup: false, ok: true }],
+    ['plugin loaded, no group configured (OFFLINE, no group name)', [m('a', 'OFFLINE', '')], { inGroup: false, ok: true }, ''],
+    [
+      'STOP GROUP_REPLICATION: OFFLINE in a named group, not routed to (it is super_read_only, so read_only alone would keep it readable)',
+      [m('a', 'OFFLINE', '')],
+      { inGroup: true, ok: false, error: 'group replication is stopped on this member (OFFLINE; group g): its data no longer follows the group' },
+    ],
     ['ONLINE PRIMARY of three', [m('a', 'ONLINE', 'PRIMARY'), m('b', 'ONLINE', 'SECONDARY'), m('c', 'ONLINE', 'SECONDARY')], { inGroup: true, ok: true, writable: true, multiPrimary: false }],
     ['ONLINE SECONDARY', [m('b', 'ONLINE', 'PRIMARY'), m('a', 'ONLINE', 'SECONDARY'), m('c', 'ONLINE', 'SECONDARY')], { inGroup: true, ok: true, writable: false }],
     ['RECOVERING: still applying what it missed', [m('a', 'RECOVERING', 'SECONDARY'), m('b', 'ONLINE', 'PRIMARY')], { inGroup: true, ok: false, error: 'group replication member state is RECOVERING' }],
@@ -27,8 +32,8 @@ describe('judgeGroupMember', () => {
     ['multi-primary: every ONLINE member PRIMARY', [m('a', 'ONLINE', 'PRIMARY'), m('b', 'ONLINE', 'PRIMARY'), m('c', 'ONLINE', 'PRIMARY')], { inGroup: true, ok: true, writable: true, multiPrimary: true }],
     ['one PRIMARY plus a RECOVERING one is not multi-primary', [m('a', 'ONLINE', 'PRIMARY'), m('b', 'RECOVERING', 'PRIMARY')], { inGroup: true, ok: true, multiPrimary: false }],
   ];
-  it.each(rows)('%s', (_name, members, expected) => {
-    expect(judgeGroupMember({ self: 'a', group: 'g', members })).toMatchObject(expected);
+  it.each(rows)('%s', (_name, members, expected, group = 'g') => {
+    expect(judgeGroupMember({ self: 'a', group, members })).toMatchObject(expected);
   });
 });
 
@@ -141,6 +146,18 @@ ${ports.map((p, i) => `      - { name: m${i + 1}, host: 127.0.0.1, port: ${p} }`
     expect(node(down!, 'm2').up).toBe(true);
     members[2]!.state.view = members[2]!.state.view.map((r) => (r.id === uuids[2] ? { ...r, state: 'ONLINE' } : r));
     expect(await holder.waitFor((x) => node(x, 'm3').up, 2000)).not.toBeNull();
+  });
+
+  it('STOP GROUP_REPLICATION on a secondary: it lists only itself OFFLINE, stays super_read_only, and gets no reads', async () => {
+    const { holder } = await start();
+    await holder.waitFor((x) => x.primary === 'm1' && x.nodes.every((n) => n.up), 5000);
+    // What MySQL 8 shows on the member after STOP GROUP_REPLICATION; the others drop it from their view.
+    members[2]!.state.view = [{ id: uuids[2]!, host: '127.0.0.1', port: 0, state: 'OFFLINE', role: '' }];
+    for (const f of members.slice(0, 2)) f.state.view = f.state.view.filter((r) => r.id !== uuids[2]);
+    const down = await holder.waitFor((x) => !node(x, 'm3').up, 2000);
+    expect(down).not.toBeNull();
+    expect(down!.primary).toBe('m1');
+    expect(node(down!, 'm2').up).toBe(true);
   });
 
   it('primary failover inside the group: the old PRIMARY in ERROR, a new one elected', async () => {
