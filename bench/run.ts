@@ -11,7 +11,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PgCluster } from '../src/devcluster/pg.js';
@@ -448,6 +448,7 @@ async function main(): Promise<void> {
   const results: BenchResult[] = [];
   const notes: string[] = [];
   const started = new Date().toISOString();
+  const loadAtStart = Math.round(loadavg()[0]! * 100) / 100;
   const pgWorkloads = ['simple', 'extended', 'prepared', 'tpcb'].filter(wantW);
   let pg: PgCluster | null = null;
   const systems: System[] = [];
@@ -507,7 +508,7 @@ async function main(): Promise<void> {
   } finally {
     await cleanup();
   }
-  const suite: SuiteResults = { name: opts.name, started, finished: new Date().toISOString(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '', node: process.version, options: { duration_s: opts.duration, repeat: opts.repeat, clients: opts.clients, only: opts.only, systems: opts.systems }, missing: [...missing], notes, results };
+  const suite: SuiteResults = { name: opts.name, started, finished: new Date().toISOString(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '', node: process.version, options: { duration_s: opts.duration, repeat: opts.repeat, clients: opts.clients, only: opts.only, systems: opts.systems }, missing: [...missing], notes, load_at_start: loadAtStart, results };
   writeFileSync(join(RESULTS_DIR, `${opts.name}.json`), JSON.stringify(suite, null, 1) + '\n');
   writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), renderResults(RESULTS_DIR));
   console.log(`wrote bench/results/${opts.name}.json and bench/RESULTS.md`);
