@@ -5,6 +5,7 @@ import type { RunningProxy } from '../support/proxy.js';
 import { mysqlHungConnectionsCut } from '../../src/frontend/mysql/hung-watch.js';
 import type { MysqlClusterRuntime } from '../../src/runtime/mysql-cluster.js';
 import { PROBE_USER, connectThrough, prepareProbeUser, serverIds, startMysqlProxy } from './mysql-proxy-support.js';
+import { readRecovery as readRecoveryOf, summarizeOps } from '../support/chaos-ops.js';
 
 /**
  * Issue 10, item 4 (MariaDB): node failures under a steady mixed load, on a
@@ -251,24 +252,8 @@ function acked(before = Infinity): number[] {
   return ops.filter((o) => o.ok && o.rows && o.t1 < before).flatMap((o) => o.rows!);
 }
 
-/** For each reader: ms from `since` to the end of its first successful read started after `since`. */
-function readRecovery(since: number): number | null {
-  let worst = 0;
-  for (const who of READERS) {
-    const first = ops.find((o) => o.who === who && o.kind === 'read' && o.ok && o.t0 >= since);
-    if (!first) return null;
-    worst = Math.max(worst, first.t1 - since);
-  }
-  return worst;
-}
-
-function summary(list: Op[]): string {
-  const errs = list.filter((o) => !o.ok);
-  const codes = new Map<string, number>();
-  for (const e of errs) codes.set(`${e.kind}:${e.errno}`, (codes.get(`${e.kind}:${e.errno}`) ?? 0) + 1);
-  const detail = errs.map((e) => `    ${e.who} ${e.kind} ${e.errno} after ${Math.round(e.t1 - e.t0)}ms: ${e.message}`).join('\n');
-  return `${list.length} units, ${errs.length} errors${errs.length ? ` (${[...codes].map(([k, n]) => `${k}×${n}`).join(', ')})\n${detail}` : ''}`;
-}
+const readRecovery = (since: number) => readRecoveryOf(ops, READERS, since);
+const summary = (list: Op[]) => summarizeOps(list, (o) => o.errno, 'units');
 
 /**
  * Errors only for work in flight on the failed node: each names it ("connection

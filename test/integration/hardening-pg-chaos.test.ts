@@ -5,6 +5,7 @@ import pg from 'pg';
 import { startProxy, type RunningProxy } from '../support/proxy.js';
 import { PgCluster } from '../support/pg-cluster.js';
 import { appClient } from '../support/pg-stats.js';
+import { readRecovery as readRecoveryOf, summarizeOps } from '../support/chaos-ops.js';
 
 /**
  * Issue 10, item 4 (PostgreSQL): node failures under a steady mixed load, on a
@@ -229,24 +230,8 @@ function window(since: number, until = Infinity): Op[] {
   return ops.filter((o) => o.t1 >= since && o.t1 < until);
 }
 
-/** For each reader: ms from `since` to the end of its first successful read started after `since`. */
-function readRecovery(since: number): number | null {
-  let worst = 0;
-  for (const who of READERS) {
-    const first = ops.find((o) => o.who === who && o.kind === 'read' && o.ok && o.t0 >= since);
-    if (!first) return null;
-    worst = Math.max(worst, first.t1 - since);
-  }
-  return worst;
-}
-
-function summary(list: Op[]): string {
-  const errs = list.filter((o) => !o.ok);
-  const codes = new Map<string, number>();
-  for (const e of errs) codes.set(`${e.kind}:${e.code}`, (codes.get(`${e.kind}:${e.code}`) ?? 0) + 1);
-  const detail = errs.map((e) => `    ${e.who} ${e.kind} ${e.code} after ${Math.round(e.t1 - e.t0)}ms: ${e.message}`).join('\n');
-  return `${list.length} statements, ${errs.length} errors${errs.length ? ` (${[...codes].map(([k, n]) => `${k}×${n}`).join(', ')})\n${detail}` : ''}`;
-}
+const readRecovery = (since: number) => readRecoveryOf(ops, READERS, since);
+const summary = (list: Op[]) => summarizeOps(list, (o) => o.code, 'statements');
 
 const figures: string[] = [];
 /** How long a node stays SIGSTOPped (issue 10: "SIGSTOP a node for 10s"). */
