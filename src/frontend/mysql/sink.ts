@@ -25,6 +25,13 @@ export class ClientSink implements MysqlResponseSink {
   nextSeq = 0;
   delta = 0;
   private parts: Buffer[] = [];
+  /**
+   * The run of contiguous packets being joined: its first packet's view and where the
+   * run ends in that view's memory. The joined view is made once per run (at the next
+   * gap or at flush), not once per packet: a 100-row result is one Buffer, not 100.
+   */
+  private run: Buffer | null = null;
+  private runEnd = 0;
 
   constructor(private readonly owner: SinkOwner) {}
 
@@ -32,16 +39,30 @@ export class ClientSink implements MysqlResponseSink {
     this.forwarded = true;
     this.nextSeq = (p.lastSeq + 1 + this.delta) & 0xff;
     if (this.delta !== 0) {
+      this.closeRun();
       this.parts.push(reseq(p.raw, this.delta));
       return;
     }
-    const last = this.parts[this.parts.length - 1];
-    if (last && last.buffer === p.raw.buffer && last.byteOffset + last.length === p.raw.byteOffset) {
-      this.parts[this.parts.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + p.raw.length);
-    } else this.parts.push(p.raw);
+    const raw = p.raw;
+    if (this.run !== null && this.run.buffer === raw.buffer && this.runEnd === raw.byteOffset) {
+      this.runEnd += raw.length;
+      return;
+    }
+    this.closeRun();
+    this.run = raw;
+    this.runEnd = raw.byteOffset + raw.length;
+  }
+
+  private closeRun(): void {
+    const run = this.run;
+    if (run === null) return;
+    this.run = null;
+    const length = this.runEnd - run.byteOffset;
+    this.parts.push(length === run.length ? run : Buffer.from(run.buffer, run.byteOffset, length));
   }
 
   flush(): void {
+    this.closeRun();
     const parts = this.parts;
     if (parts.length === 0) return;
     this.parts = [];
