@@ -13,13 +13,15 @@ describe('switchyard demo', () => {
     const mysqlPort = await freeTcpPort();
     const child = spawn(process.execPath, ['dist/cli.js', 'demo', '--port', String(port), '--mysql-port', String(mysqlPort), '--admin-port', String(adminPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let err = '';
     child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', () => undefined);
+    // Kept for the failure message: a demo that exits early says why on stderr.
+    child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     try {
       const deadline = Date.now() + 90_000;
       while (!out.includes('Press Ctrl-C') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
-      expect(out).toContain(`postgresql://app:app@127.0.0.1:${port}/app`);
+      expect(out, `demo exited with ${child.exitCode}; stderr: ${err}`).toContain(`postgresql://app:app@127.0.0.1:${port}/app`);
       expect(out).toContain(`http://127.0.0.1:${adminPort}/`);
       const client = new pg.Client({ connectionString: `postgresql://app:app@127.0.0.1:${port}/app` });
       await client.connect();
