@@ -5,7 +5,7 @@ import pg from 'pg';
 import { startProxy, type RunningProxy } from '../support/proxy.js';
 import { PgCluster } from '../support/pg-cluster.js';
 import { appClient } from '../support/pg-stats.js';
-import { readRecovery as readRecoveryOf, summarizeOps } from '../support/chaos-ops.js';
+import { readRecovery as readRecoveryOf, summarizeOps, timedUntil } from '../support/chaos-ops.js';
 
 /**
  * Issue 10, item 4 (PostgreSQL): node failures under a steady mixed load, on a
@@ -125,15 +125,7 @@ function nodeStatus(name: string) {
   return proxy.app.status().clusters[0]!.nodes.find((n) => n.name === name)!;
 }
 
-async function until(check: () => boolean | Promise<boolean>, ms: number): Promise<number | null> {
-  const t0 = performance.now();
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return performance.now() - t0;
-    await sleep(20);
-  }
-  return (await check()) ? performance.now() - t0 : null;
-}
+const until = timedUntil;
 
 async function healthz(): Promise<number> {
   return (await fetch(`http://127.0.0.1:${proxy.adminPort}/healthz`)).status;

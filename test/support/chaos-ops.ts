@@ -31,3 +31,14 @@ export function summarizeOps<O extends ChaosOp>(list: readonly O[], codeOf: (o: 
   const detail = errs.map((e) => `    ${e.who} ${e.kind} ${codeOf(e)} after ${Math.round(e.t1 - e.t0)}ms: ${e.message}`).join('\n');
   return `${list.length} ${unit}, ${errs.length} errors${errs.length ? ` (${[...codes].map(([k, n]) => `${k}×${n}`).join(', ')})\n${detail}` : ''}`;
 }
+
+/** Polls `check` every 20 ms for up to `ms`: how long it took to hold (ms), or null if it never did. */
+export async function timedUntil(check: () => boolean | Promise<boolean>, ms: number): Promise<number | null> {
+  const t0 = performance.now();
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return performance.now() - t0;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return (await check()) ? performance.now() - t0 : null;
+}
