@@ -5,6 +5,7 @@ import { Pool } from '../pool/pool.js';
 import { PoolSet } from './pool-set.js';
 import { Classifier } from '../sql/index.js';
 import { Router, explainEligibility } from '../routing/router.js';
+import { HungConnections } from './hung-cut.js';
 import type { TopologySnapshot } from '../routing/topology.js';
 import type { Logger } from '../observability/logger.js';
 import type { ClusterStatus, Metrics, QueryCounters } from '../observability/metrics.js';
@@ -55,6 +56,9 @@ export class MysqlClusterRuntime {
   clientConnections = 0;
   pinnedSessions = 0;
   readRetries = 0;
+  /** Every open server connection, by node, and the cut of those hanging on a down node. */
+  private readonly hung: HungConnections<MysqlBackendConn>;
+  private readonly unsubscribe: () => void;
   /** Set by the composition root: tells the topology monitor that connecting to a node failed. */
   failureSink: ((node: string, error: string) => void) | null = null;
 
@@ -67,6 +71,13 @@ export class MysqlClusterRuntime {
   ) {
     this.classifier = makeClassifier(config);
     this.counters = metrics.queryCounters(config.name);
+    this.hung = new HungConnections<MysqlBackendConn>((c) => c.busy, () => this.config.health.timeout, log);
+    this.unsubscribe = topology.onPublish((snap) => this.hung.onTopology(snap));
+  }
+
+  /** Connections cut because their node went down while a command waited there in silence. */
+  get hungConnectionsCut(): number {
+    return this.hung.cut;
   }
 
   get name(): string {
@@ -118,6 +129,7 @@ export class MysqlClusterRuntime {
           });
           const conn = new MysqlBackendConn(node, login.host, login.port, backend);
           conn.onIdleClose = (c) => pool.discard(c);
+          this.hung.add(conn);
           return conn;
         },
         destroy: (conn) => conn.close(),
@@ -259,6 +271,7 @@ export class MysqlClusterRuntime {
   }
 
   async close(): Promise<void> {
+    this.unsubscribe();
     this.pools.close();
   }
 }

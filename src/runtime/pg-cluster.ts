@@ -4,6 +4,7 @@ import { connectPgBackend } from '../backend/pg/connect.js';
 import { PgBackendConn } from '../backend/pg/conn.js';
 import { Pool } from '../pool/pool.js';
 import { PoolSet, type PoolEntry } from './pool-set.js';
+import { HungConnections } from './hung-cut.js';
 import { Classifier } from '../sql/index.js';
 import { Router, explainEligibility } from '../routing/router.js';
 import type { TopologySnapshot } from '../routing/topology.js';
@@ -38,11 +39,9 @@ export class PgClusterRuntime {
   private readonly poolIndex = new Map<string, Map<string, Pool<PgBackendConn>>>();
   private readonly loginKeys = new WeakMap<StartupParams, { user: string; database: string; key: string }>();
   private readonly sessions = new Map<number, { secret: number; session: Cancellable }>();
-  /** Every open server connection, by node, lent or idle (see cutHungConnections). */
-  private readonly conns = new Map<string, Set<PgBackendConn>>();
+  /** Every open server connection, by node, and the cut of those hanging on a down node. */
+  private readonly hung: HungConnections<PgBackendConn>;
   private readonly unsubscribe: () => void;
-  /** Connections cut because their node went down while they waited for it in silence. */
-  hungConnectionsCut = 0;
   private readonly loginParams = new Map<string, { node: string; params: Map<string, string> }>();
   clientConnections = 0;
   /** Sessions held on one connection for good (temp tables, LISTEN, ...), shown in metrics. */
@@ -67,45 +66,13 @@ export class PgClusterRuntime {
       readFunctions: config.routing.read_functions,
     });
     this.counters = metrics.queryCounters(config.name);
-    this.unsubscribe = topology.onPublish((snap) => this.onTopology(snap));
+    this.hung = new HungConnections<PgBackendConn>((c) => c.owner !== null && c.awaitingReady, () => this.config.health.timeout, log);
+    this.unsubscribe = topology.onPublish((snap) => this.hung.onTopology(snap));
   }
 
-  /**
-   * Every snapshot (the monitor publishes one per health.interval): cut what hangs on
-   * nodes that are down, also statements that were sent just before the node was
-   * declared down and fall silent later. A node that left the config (reload) is
-   * not in the snapshot and not down: its pool drains, running statements finish.
-   */
-  private onTopology(snap: TopologySnapshot): void {
-    for (const n of snap.nodes) if (!n.up) this.cutHungConnections(n.name);
-  }
-
-  /**
-   * A node the monitor has declared down (fall failed checks, or a refused
-   * connect) may be hung rather than dead: a SIGSTOPped or frozen host keeps its
-   * TCP connections open, and statements in flight on it would wait as long as
-   * it stays frozen. Connections lent to a session, waiting for an answer, and
-   * silent for at least health.timeout are destroyed: the session then handles
-   * a lost connection as always (an unanswered autocommit read runs again on
-   * another node, anything else gets 08006 and the session goes on). Idle
-   * connections and ones still receiving data are left alone; a node that is
-   * slow but answering loses nothing.
-   */
-  private cutHungConnections(node: string): void {
-    const set = this.conns.get(node);
-    if (!set) return;
-    const now = performance.now();
-    const silentFor = this.config.health.timeout;
-    let cut = 0;
-    for (const conn of set) {
-      if (!conn.owner || !conn.awaitingReady || now - conn.lastIoAt < silentFor) continue;
-      cut++;
-      conn.socket.destroy(new Error(`node ${node} was marked down while this connection waited ${Math.round(now - conn.lastIoAt)}ms for its answer`));
-    }
-    if (cut > 0) {
-      this.hungConnectionsCut += cut;
-      this.log.warn({ node, connections: cut }, 'cut connections waiting on a node that went down');
-    }
+  /** Connections cut because their node went down while they waited for it in silence. */
+  get hungConnectionsCut(): number {
+    return this.hung.cut;
   }
 
   /** Set by the composition root: tells the topology monitor that connecting to a node failed. */
@@ -166,10 +133,7 @@ export class PgClusterRuntime {
           });
           const conn = new PgBackendConn(node, login.host, login.port, backend.socket, backend);
           conn.onIdleClose = (c) => pool.discard(c);
-          let open = this.conns.get(node);
-          if (!open) this.conns.set(node, (open = new Set()));
-          open.add(conn);
-          backend.socket.once('close', () => open.delete(conn));
+          this.hung.add(conn);
           return conn;
         },
         destroy: (conn) => conn.close(),

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mysql from 'mysql2/promise';
 import { MariaCluster } from '../support/mariadb-cluster.js';
 import type { RunningProxy } from '../support/proxy.js';
-import { mysqlHungConnectionsCut } from '../../src/frontend/mysql/hung-watch.js';
 import type { MysqlClusterRuntime } from '../../src/runtime/mysql-cluster.js';
 import { PROBE_USER, connectThrough, prepareProbeUser, serverIds, startMysqlProxy } from './mysql-proxy-support.js';
 import { readRecovery as readRecoveryOf, summarizeOps, timedUntil } from '../support/chaos-ops.js';
@@ -472,7 +471,7 @@ describe('chaos under a steady mixed load', () => {
 
   it('SIGSTOP replica my2 for 10s, then SIGCONT: nothing fails, reads go on elsewhere (the hung one is cut and runs again), my2 rejoins', async () => {
     const STOP_MS = 10_000;
-    const cut0 = mysqlHungConnectionsCut(runtime());
+    const cut0 = runtime().hungConnectionsCut;
     const probe = await parkReadOn('my2', 1);
     const pid = cluster.pid('my2')!;
     const t = performance.now();
@@ -501,7 +500,7 @@ describe('chaos under a steady mixed load', () => {
     const during = ops.filter((o) => o.kind === 'read' && o.t0 > t + detect! && o.t1 < tCont);
     for (const who of READERS) expect(during.some((o) => o.who === who && o.ok), who).toBe(true);
     expect(during.filter((o) => o.node === 'my2')).toEqual([]);
-    const cut = mysqlHungConnectionsCut(runtime()) - cut0;
+    const cut = runtime().hungConnectionsCut - cut0;
     expect(cut).toBeGreaterThan(0);
     const slowest = Math.max(...list.filter((o) => o.kind === 'read').map((o) => o.t1 - o.t0));
     expect(await healthz()).toBe(200);

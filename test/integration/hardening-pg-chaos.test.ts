@@ -312,7 +312,7 @@ describe('chaos under a steady mixed load', () => {
     const list = window(t);
     expect(list.filter((o) => !o.ok && o.kind === 'write')).toEqual([]);
     // Reads caught in flight on the frozen pg2 were cut when it was declared down and ran
-    // again elsewhere (src/runtime/pg-cluster.ts cutHungConnections): every reader read again
+    // again elsewhere (src/runtime/hung-cut.ts): every reader read again
     // while pg2 was still stopped, and nothing failed.
     expect(list.filter((o) => !o.ok)).toEqual([]);
     const during = ops.filter((o) => o.kind === 'read' && o.t0 > t + detect! && o.t1 < tCont);

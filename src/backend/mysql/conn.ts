@@ -101,6 +101,9 @@ export class MysqlBackendConn {
     this.socket.on('close', () => this.onClose());
   }
 
+  /** performance.now() of the last command written or byte received: how long the server has been silent (runtime/hung-cut.ts). */
+  lastIoAt = performance.now();
+
   /** Requests written and not yet fully answered. */
   get busy(): boolean {
     return this.pending.length > 0;
@@ -115,6 +118,7 @@ export class MysqlBackendConn {
     return new Promise((resolve, reject) => {
       this.pending.push({ kind, sink, resolve, reject });
       if (this.pending.length === 1) this.scanner.begin(kind);
+      this.lastIoAt = performance.now();
       this.socket.write(bytes);
     });
   }
@@ -179,6 +183,7 @@ export class MysqlBackendConn {
   }
 
   private onData(chunk: Buffer): void {
+    this.lastIoAt = performance.now();
     let packets: MysqlPacket[];
     try {
       packets = this.reader.push(chunk);

@@ -17,7 +17,6 @@ import { singleTextRow, type Aftermath } from './answers.js';
 import { PreparedStatements } from './prepared.js';
 import { killOnNode } from './kill.js';
 import { handleCommand } from './commands.js';
-import { hungWatch } from './hung-watch.js';
 import { RetrySink } from './retry-sink.js';
 import { idleSweeper, type IdleHandle, type IdleWatched } from '../idle-timer.js';
 
@@ -384,10 +383,9 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
       this.avoidReplica = null;
       this.retryable = null;
     }
-    if (this.held === next) {
-      Object.assign(h, next);
-      this.hold(h);
-    } else Object.assign(h, next);
+    const heldNow = this.held === next;
+    Object.assign(h, next);
+    if (heldNow) this.hold(h);
     return this.runOnce(h, bytes, 'result', sink);
   }
 
@@ -395,12 +393,9 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
     const conn = h.conn;
     this.running = conn;
     const started = performance.now();
-    const watch = hungWatch(this.runtime);
-    watch.running.set(conn, { since: started, bytesRead: conn.socket.bytesRead });
     try {
       return await conn.request(bytes, kind, sink);
     } finally {
-      watch.running.delete(conn);
       this.running = null;
       (h.target === 'primary' ? this.runtime.counters.durationPrimary : this.runtime.counters.durationReplica).observe((performance.now() - started) / 1000);
     }
