@@ -123,6 +123,7 @@ export class MysqlClusterRuntime {
             timeoutMs: login.connectTimeoutMs,
             tls: login.tls,
             node,
+            readInPlace: true,
           }).catch((err: unknown) => {
             if (isConnectFailure(err)) this.reportFailure(node, err);
             throw isSwitchyardError(err) ? err : new SwitchyardError(ErrorCodes.BACKEND_CONNECT_FAILED, `node ${node}: ${(err as Error).message}`, { cause: err });

@@ -5,13 +5,18 @@ import {
   type MysqlPacket, type MysqlPacketReader, type ResponseKind,
 } from '../../protocol/mysql/index.js';
 import type { MysqlBackendSocket } from './connect.js';
+import type { SocketReads } from '../socket-reads.js';
 
 /** Receives the packets of one response as they arrive. */
 export interface MysqlResponseSink {
   /** One logical packet of the response (views into the received chunk: use or copy before returning). */
   packet(p: MysqlPacket): void;
-  /** The end of one received chunk's packets: write out what was gathered. */
-  flush(): void;
+  /**
+   * The end of one received chunk's packets: write out what was gathered. Returns true when
+   * some packet's bytes are still referenced afterwards (a client write that did not finish,
+   * collected packets): the connection's read buffer must then not be reused (SocketReads).
+   */
+  flush(): boolean;
   /** The server asked for a LOCAL INFILE file: the client's packets go to the server next. */
   localInfile?(): void;
 }
@@ -79,6 +84,7 @@ export class MysqlBackendConn {
   private readonly reader: MysqlPacketReader;
   private readonly scanner: MysqlResponseScanner;
   private readonly pending: Pending[] = [];
+  private readonly reads: SocketReads | null;
   private lastError = '';
 
   constructor(
@@ -93,7 +99,11 @@ export class MysqlBackendConn {
     this.capabilities = login.capabilities;
     this.status = login.status;
     this.scanner = new MysqlResponseScanner((login.capabilities & Cap.DEPRECATE_EOF) !== 0);
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.reads = login.reads;
+    if (this.reads) {
+      // Chunks read between the login's end and now (normally none) come first.
+      for (const early of this.reads.listen((chunk) => this.onData(chunk))) this.onData(early);
+    } else this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', (e) => {
       this.broken = true;
       this.lastError = e.message;
@@ -192,6 +202,8 @@ export class MysqlBackendConn {
       this.socket.destroy();
       return;
     }
+    // A partial packet stays in the reader as a view of this chunk.
+    let kept = this.reader.buffered > 0;
     let sink: MysqlResponseSink | null = null;
     for (const p of packets) {
       const head = this.pending[0];
@@ -203,32 +215,35 @@ export class MysqlBackendConn {
       }
       let ev;
       try {
-        ev = this.scanner.next(p.payload);
+        ev = this.scanner.nextPacket(p);
       } catch (e) {
         this.lastError = (e as Error).message;
         this.socket.destroy();
         return;
       }
       if (head.sink !== sink) {
-        sink?.flush();
+        if (sink?.flush()) kept = true;
         sink = head.sink;
       }
       head.sink?.packet(p);
       if (ev.kind === 'local_infile') {
-        sink?.flush();
+        if (sink?.flush()) kept = true;
         sink = null;
         head.sink?.localInfile?.();
       } else if (ev.kind === 'done') {
-        sink?.flush();
+        if (sink?.flush()) kept = true;
         sink = null;
         this.pending.shift();
         if (ev.status !== null) this.status = ev.status;
         const next = this.pending[0];
         if (next) this.scanner.begin(next.kind);
-        head.resolve({ status: ev.status, error: ev.error, warnings: ev.error ? 0 : warningsOf(p.payload), last: p.payload });
+        // Whoever awaits the end reads `last` later: a copy when the read buffer is reused.
+        const last = this.reads ? Buffer.from(p.payload) : p.payload;
+        head.resolve({ status: ev.status, error: ev.error, warnings: ev.error ? 0 : warningsOf(last), last });
       }
     }
-    sink?.flush();
+    if (sink?.flush()) kept = true;
+    if (kept) this.reads?.keep();
   }
 
   private onClose(): void {

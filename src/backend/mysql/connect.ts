@@ -9,6 +9,7 @@ import {
 import { ed25519Signature } from '../../protocol/mysql/ed25519.js';
 import { backendTlsOptions } from '../tls-options.js';
 import { LoginChannel } from './login-channel.js';
+import { SocketReads } from '../socket-reads.js';
 
 /** What the proxy asks of every backend connection (DEPRECATE_EOF off: it makes no difference to forwarding). */
 export const BACKEND_CAPS = (Cap.LONG_PASSWORD | Cap.FOUND_ROWS | Cap.LONG_FLAG | Cap.CONNECT_WITH_DB |
@@ -35,6 +36,12 @@ export interface MysqlLogin {
   tls?: BackendTlsConfig;
   /** The node's name, for error messages. */
   node?: string;
+  /**
+   * Read the socket with `onread` into a reused buffer (SocketReads) instead of 'data'
+   * events; plain TCP only. For pooled connections, whose reader (MysqlBackendConn) follows
+   * the reuse rules; a caller that reads the socket itself leaves it off.
+   */
+  readInPlace?: boolean;
 }
 
 export interface MysqlBackendSocket {
@@ -54,6 +61,8 @@ export interface MysqlBackendSocket {
   leftover: MysqlPacket[];
   /** The connection is TLS (backend_tls). */
   tls: boolean;
+  /** Set when the socket is read with `onread` (readInPlace on plain TCP): no 'data' events. */
+  reads: SocketReads | null;
 }
 
 function tokenFor(plugin: string, password: string, nonce: Buffer): Buffer {
@@ -78,13 +87,15 @@ function tokenFor(plugin: string, password: string, nonce: Buffer): Buffer {
  */
 export async function connectMysql(o: MysqlLogin): Promise<MysqlBackendSocket> {
   const timeoutMs = o.timeoutMs ?? 5000;
-  const raw = netConnect({ host: o.host, port: o.port });
+  const mode = o.tls?.mode ?? 'disable';
+  const reads = o.readInPlace && mode === 'disable' ? new SocketReads() : null;
+  const raw = reads ? netConnect({ host: o.host, port: o.port, onread: reads.options() }) : netConnect({ host: o.host, port: o.port });
   raw.setNoDelay(true);
   let socket: Socket = raw;
   // Destroying whichever socket is current fails the step that waits on it.
   const timer = setTimeout(() => socket.destroy(connectError(o, `login timed out after ${timeoutMs}ms`)), timeoutMs);
   const closed = () => connectError(o, 'the server closed the connection during login');
-  let channel = new LoginChannel(raw, closed);
+  let channel = new LoginChannel(raw, closed, reads);
   try {
     const first = await channel.next();
     if (isErr(first.payload)) {
@@ -99,7 +110,6 @@ export async function connectMysql(o: MysqlLogin): Promise<MysqlBackendSocket> {
     const charset = o.charset ?? 45;
     let seq = first.seq + 1;
     let secure = false;
-    const mode = o.tls?.mode ?? 'disable';
     if (mode !== 'disable' && h.capabilities & Cap.SSL) {
       caps = (caps | Cap.SSL) >>> 0;
       raw.write(framePacket(buildSslRequest({ capabilities: caps, maxPacketSize: MAX_PACKET, charset }), seq++).bytes);
@@ -115,7 +125,7 @@ export async function connectMysql(o: MysqlLogin): Promise<MysqlBackendSocket> {
     }
     const status = await authenticate(channel, o, h, { caps, charset, seq, secure });
     const leftover = channel.detach();
-    return { socket, reader: channel.reader, capabilities: caps, serverCapabilities: h.capabilities, threadId: h.connectionId, serverVersion: h.serverVersion, status, leftover, tls: secure };
+    return { socket, reader: channel.reader, capabilities: caps, serverCapabilities: h.capabilities, threadId: h.connectionId, serverVersion: h.serverVersion, status, leftover, tls: secure, reads };
   } catch (err) {
     channel.detach();
     // Whatever a dying socket still reports is this failure's echo: not unhandled.

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { MysqlPacketReader, type MysqlPacket } from '../../protocol/mysql/index.js';
+import type { SocketReads } from '../socket-reads.js';
 
 /**
  * The packets of one socket during a backend login, awaited one at a time.
@@ -28,8 +29,11 @@ export class LoginChannel {
     readonly socket: Socket,
     /** The error for a socket that closes before the login finished. */
     private readonly closedError: () => Error,
+    /** The socket is read with `onread`: its chunks are copied (login packets are awaited, so kept). */
+    private readonly reads: SocketReads | null = null,
   ) {
-    socket.on('data', this.onData);
+    if (reads) reads.listen((chunk) => this.onData(Buffer.from(chunk)));
+    else socket.on('data', this.onData);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
   }
@@ -46,7 +50,8 @@ export class LoginChannel {
 
   /** Stops listening; returns the packets that arrived but were not asked for (normally none). */
   detach(): MysqlPacket[] {
-    this.socket.removeListener('data', this.onData);
+    if (this.reads) this.reads.listen(null);
+    else this.socket.removeListener('data', this.onData);
     this.socket.removeListener('error', this.onError);
     this.socket.removeListener('close', this.onClose);
     return this.queue.splice(0);

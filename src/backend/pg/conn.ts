@@ -3,6 +3,7 @@ import type tls from 'node:tls';
 import { PgStreamScanner } from '../../protocol/pg/scanner.js';
 import { msg, parseParameterStatus, parseReadyForQuery } from '../../protocol/pg/index.js';
 import type { PgBackendLogin } from './connect.js';
+import type { SocketReads } from '../socket-reads.js';
 
 /** Whoever currently borrowed the connection receives its traffic. */
 export interface PgBackendOwner {
@@ -39,6 +40,7 @@ export class PgBackendConn {
   /** Set by the pool that created it; called when the connection dies while idle. */
   onIdleClose: ((conn: PgBackendConn) => void) | null = null;
   private readonly scanner: PgStreamScanner;
+  private readonly reads: SocketReads | null;
   private lastError = '';
 
   constructor(
@@ -54,7 +56,11 @@ export class PgBackendConn {
     this.scanner = new PgStreamScanner(WANTED, (type, payload) => this.onFrame(type, payload));
     // Bytes that followed the login's ReadyForQuery keep the scanner aligned with the stream.
     if (login.leftover.length > 0) this.scanner.feed(login.leftover);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.reads = login.reads;
+    if (this.reads) {
+      // Chunks read between the login's end and now (normally none) come first.
+      for (const early of this.reads.listen((chunk) => this.onData(chunk))) this.onData(early);
+    } else socket.on('data', (chunk: Buffer) => this.onData(chunk));
     // 'close' always follows 'error', so only 'close' notifies anyone.
     socket.on('error', (e) => {
       this.broken = true;
@@ -83,6 +89,14 @@ export class PgBackendConn {
     this.awaitingReady = true;
     this.lastIoAt = performance.now();
     return this.socket.write(data);
+  }
+
+  /**
+   * The chunk being delivered stays referenced after its onBackendData call (a client write
+   * that did not finish, bytes held back): the next read must not reuse its memory.
+   */
+  keepChunk(): void {
+    this.reads?.keep();
   }
 
   pause(): void {

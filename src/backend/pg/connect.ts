@@ -14,6 +14,7 @@ import {
 } from '../../protocol/pg/index.js';
 import type { BackendTlsConfig } from '../../config/types.js';
 import { backendTlsOptions } from '../tls-options.js';
+import { SocketReads } from '../socket-reads.js';
 
 export interface PgBackendTarget {
   node: string;
@@ -35,6 +36,8 @@ export interface PgBackendLogin {
   secret: number;
   /** Bytes the server sent after ReadyForQuery in the same chunk (normally none). */
   leftover: Buffer;
+  /** Plain TCP: the socket is read through `onread` (no 'data' events); TLS: null. */
+  reads: SocketReads | null;
 }
 
 /**
@@ -48,7 +51,9 @@ export interface PgBackendLogin {
  * error (message and SQLSTATE kept in the error's cause).
  */
 export async function connectPgBackend(target: PgBackendTarget): Promise<PgBackendLogin> {
-  const socket = net.connect({ host: target.host, port: target.port });
+  // Without TLS the socket is read with `onread` for good (see SocketReads); TLS needs 'data'.
+  const reads = target.tls.mode === 'disable' ? new SocketReads() : null;
+  const socket = reads ? net.connect({ host: target.host, port: target.port, onread: reads.options() }) : net.connect({ host: target.host, port: target.port });
   socket.setNoDelay(true);
   // One deadline for the whole login: destroying the socket fails whichever step is waiting.
   const timer = setTimeout(() => socket.destroy(new Error(`no answer within ${target.connectTimeoutMs}ms`)), target.connectTimeoutMs);
@@ -61,7 +66,7 @@ export async function connectPgBackend(target: PgBackendTarget): Promise<PgBacke
       });
     });
     const stream = target.tls.mode === 'disable' ? socket : await negotiateTls(socket, target);
-    return await startupAndAuth(stream, target);
+    return await startupAndAuth(stream, target, reads);
   } catch (err) {
     socket.destroy();
     throw err;
@@ -98,7 +103,7 @@ function negotiateTls(socket: net.Socket, target: PgBackendTarget): Promise<net.
   });
 }
 
-function startupAndAuth(socket: net.Socket | tls.TLSSocket, target: PgBackendTarget): Promise<PgBackendLogin> {
+function startupAndAuth(socket: net.Socket | tls.TLSSocket, target: PgBackendTarget, reads: SocketReads | null): Promise<PgBackendLogin> {
   return new Promise((resolve, reject) => {
     const reader = new PgFrameReader({ maxMessageSize: 1 << 20 });
     const serverParams = new Map<string, string>();
@@ -106,7 +111,8 @@ function startupAndAuth(socket: net.Socket | tls.TLSSocket, target: PgBackendTar
     let secret = 0;
     let scram: ScramClient | null = null;
     const finish = (err: Error | null, login?: PgBackendLogin) => {
-      socket.removeListener('data', onData);
+      if (reads) reads.listen(null);
+      else socket.removeListener('data', onData);
       socket.removeListener('error', onError);
       socket.removeListener('close', onClose);
       if (err) reject(err);
@@ -169,7 +175,7 @@ function startupAndAuth(socket: net.Socket | tls.TLSSocket, target: PgBackendTar
             throw new SwitchyardError(code, `node ${target.node}: ${e.message}`, { cause: e });
           } else if (type === 'Z') {
             parseReadyForQuery(frame.payload);
-            return finish(null, { socket, serverParams, pid, secret, leftover: reader.takeRemainder() });
+            return finish(null, { socket, serverParams, pid, secret, leftover: reader.takeRemainder(), reads });
           }
           // NoticeResponse and NegotiateProtocolVersion during login are ignored.
         } catch (e) {
@@ -177,7 +183,9 @@ function startupAndAuth(socket: net.Socket | tls.TLSSocket, target: PgBackendTar
         }
       }
     };
-    socket.on('data', onData);
+    // A login chunk is copied: the reader may keep part of it, and the read buffer is reused.
+    if (reads) reads.listen((chunk) => onData(Buffer.from(chunk)));
+    else socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
     socket.write(msg.startupMessage({ user: target.user, database: target.database, ...target.params }));

@@ -25,7 +25,7 @@ export class RetrySink implements MysqlResponseSink {
   constructor(private readonly inner: MysqlResponseSink) {}
 
   packet(p: MysqlPacket): void {
-    if (!this.passed && p.payload.length >= 3 && p.payload[0] === 0xff && GOING_AWAY.has(p.payload.readUInt16LE(1))) {
+    if (!this.passed && p.head === 0xff && p.payloadLength >= 3 && GOING_AWAY.has(p.payload.readUInt16LE(1))) {
       this.goingAway = true;
       return;
     }
@@ -33,8 +33,8 @@ export class RetrySink implements MysqlResponseSink {
     this.inner.packet(p);
   }
 
-  flush(): void {
-    if (this.passed) this.inner.flush();
+  flush(): boolean {
+    return this.passed && this.inner.flush();
   }
 
   localInfile(): void {

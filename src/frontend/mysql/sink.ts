@@ -26,11 +26,12 @@ export class ClientSink implements MysqlResponseSink {
   delta = 0;
   private parts: Buffer[] = [];
   /**
-   * The run of contiguous packets being joined: its first packet's view and where the
-   * run ends in that view's memory. The joined view is made once per run (at the next
-   * gap or at flush), not once per packet: a 100-row result is one Buffer, not 100.
+   * The run of contiguous packets being joined: the chunk they are in and the run's
+   * offsets there. The joined view is made once per run (at the next gap or at flush), not
+   * once per packet: a 100-row result is one Buffer, not 100.
    */
-  private run: Buffer | null = null;
+  private runSource: Buffer | null = null;
+  private runStart = 0;
   private runEnd = 0;
 
   constructor(private readonly owner: SinkOwner) {}
@@ -43,28 +44,27 @@ export class ClientSink implements MysqlResponseSink {
       this.parts.push(reseq(p.raw, this.delta));
       return;
     }
-    const raw = p.raw;
-    if (this.run !== null && this.run.buffer === raw.buffer && this.runEnd === raw.byteOffset) {
-      this.runEnd += raw.length;
+    if (this.runSource === p.source && this.runEnd === p.start) {
+      this.runEnd = p.end;
       return;
     }
     this.closeRun();
-    this.run = raw;
-    this.runEnd = raw.byteOffset + raw.length;
+    this.runSource = p.source;
+    this.runStart = p.start;
+    this.runEnd = p.end;
   }
 
   private closeRun(): void {
-    const run = this.run;
-    if (run === null) return;
-    this.run = null;
-    const length = this.runEnd - run.byteOffset;
-    this.parts.push(length === run.length ? run : Buffer.from(run.buffer, run.byteOffset, length));
+    const source = this.runSource;
+    if (source === null) return;
+    this.runSource = null;
+    this.parts.push(this.runStart === 0 && this.runEnd === source.length ? source : source.subarray(this.runStart, this.runEnd));
   }
 
-  flush(): void {
+  flush(): boolean {
     this.closeRun();
     const parts = this.parts;
-    if (parts.length === 0) return;
+    if (parts.length === 0) return false;
     this.parts = [];
     const socket = this.owner.socket;
     let ok = true;
@@ -79,6 +79,8 @@ export class ClientSink implements MysqlResponseSink {
       conn.pause();
       this.owner.paused = conn;
     }
+    // Bytes the client socket did not take at once still point into the received chunk.
+    return socket.writableLength > 0;
   }
 
   localInfile(): void {
@@ -93,7 +95,9 @@ export class CollectSink implements MysqlResponseSink {
   packet(p: MysqlPacket): void {
     this.packets.push(p);
   }
-  flush(): void {}
+  flush(): boolean {
+    return this.packets.length > 0;
+  }
 }
 
 /** A copy of raw packet bytes (possibly several physical packets) with every sequence id shifted by `delta`. */

@@ -639,6 +639,7 @@ export class PgSession implements PgBackendOwner, IdleWatched {
         return;
       }
       if (verdict === 'wait') {
+        if (held === chunk) conn.keepChunk();
         this.heldBack = held;
         return;
       }
@@ -655,6 +656,8 @@ export class PgSession implements PgBackendOwner, IdleWatched {
       for (const b of out) ok = this.socket.write(b);
       this.socket.uncork();
     }
+    // Whatever the client socket did not take at once still points into the read buffer.
+    if (this.socket.writableLength > 0) conn.keepChunk();
     if (!ok) this.backend?.pause();
   }
 

@@ -1,16 +1,55 @@
 import { ErrorCodes, SwitchyardError } from '../../errors.js';
 import { MAX_PACKET_PAYLOAD } from './constants.js';
 
-/** One logical MySQL packet (a split packet's pieces already joined). */
-export interface MysqlPacket {
-  /** Sequence id of the first physical packet. */
-  seq: number;
-  /** Sequence id of the last physical packet (= seq unless split). */
-  lastSeq: number;
-  /** The logical payload (for a split packet: its pieces joined, copied once). */
-  payload: Buffer;
+/**
+ * One logical MySQL packet (a split packet's pieces already joined).
+ *
+ * Made once per packet on every forwarded result row, so it holds offsets into the chunk
+ * it came from and makes its Buffer views only when asked: a proxied row is looked at by
+ * its first byte and length (the response scanner), joined to its neighbours by offsets
+ * (the client sink) and written out as part of one view per run. Each view costs a typed
+ * array allocation; two per row were the largest item of a 100-row resultset's cost.
+ */
+export class MysqlPacket {
+  private rawView: Buffer | null = null;
+  private payloadView: Buffer | null;
+
+  constructor(
+    /** Sequence id of the first physical packet. */
+    readonly seq: number,
+    /** Sequence id of the last physical packet (= seq unless split). */
+    readonly lastSeq: number,
+    /** The chunk the packet's bytes are in, and where: [start, end) holds every physical header and piece. */
+    readonly source: Buffer,
+    readonly start: number,
+    readonly end: number,
+    /** A split packet's joined payload (copied once); null: the payload is source[start + 4, end). */
+    joined: Buffer | null = null,
+  ) {
+    this.payloadView = joined;
+  }
+
   /** The bytes as received: every physical header and piece, ready to forward untouched. */
-  raw: Buffer;
+  get raw(): Buffer {
+    return (this.rawView ??= this.source.subarray(this.start, this.end));
+  }
+
+  /** The logical payload (for a split packet: its pieces joined). */
+  get payload(): Buffer {
+    return (this.payloadView ??= this.source.subarray(this.start + 4, this.end));
+  }
+
+  /** Payload length without making a view. */
+  get payloadLength(): number {
+    return this.payloadView !== null ? this.payloadView.length : this.end - this.start - 4;
+  }
+
+  /** First payload byte, or -1 for an empty payload. */
+  get head(): number {
+    if (this.payloadView !== null) return this.payloadView.length > 0 ? this.payloadView[0]! : -1;
+    return this.end - this.start > 4 ? this.source[this.start + 4]! : -1;
+  }
+
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -114,22 +153,19 @@ export class MysqlPacketReader {
   }
 
   private makePacket(buf: Buffer, start: number, end: number): MysqlPacket {
-    const raw = buf.subarray(start, end);
-    const seq = raw[3]!;
-    const firstLen = raw.readUIntLE(0, 3);
-    if (firstLen < MAX_PACKET_PAYLOAD) {
-      return { seq, lastSeq: seq, payload: raw.subarray(4), raw };
-    }
+    const seq = buf[start + 3]!;
+    const firstLen = buf.readUIntLE(start, 3);
+    if (firstLen < MAX_PACKET_PAYLOAD) return new MysqlPacket(seq, seq, buf, start, end);
     const pieces: Buffer[] = [];
-    let pos = 0;
+    let pos = start;
     let lastSeq = seq;
-    while (pos < raw.length) {
-      const len = raw.readUIntLE(pos, 3);
-      lastSeq = raw[pos + 3]!;
-      pieces.push(raw.subarray(pos + 4, pos + 4 + len));
+    while (pos < end) {
+      const len = buf.readUIntLE(pos, 3);
+      lastSeq = buf[pos + 3]!;
+      pieces.push(buf.subarray(pos + 4, pos + 4 + len));
       pos += 4 + len;
     }
-    return { seq, lastSeq, payload: pieces.length ? Buffer.concat(pieces) : EMPTY, raw };
+    return new MysqlPacket(seq, lastSeq, buf, start, end, pieces.length ? Buffer.concat(pieces) : EMPTY);
   }
 }
 

@@ -11,6 +11,17 @@ export type ScanEvent =
   /** The response ended; status is the last server status (null after an ERR, which carries none). */
   | { kind: 'done'; status: number | null; error: boolean };
 
+/** The events without data are shared: one per packet would be an allocation per row. */
+const MORE: ScanEvent = Object.freeze({ kind: 'more' });
+const LOCAL_INFILE: ScanEvent = Object.freeze({ kind: 'local_infile' });
+
+/** What the hot path needs of a packet: its first byte and length, the payload only when asked. */
+interface ScannedPacket {
+  readonly head: number;
+  readonly payloadLength: number;
+  readonly payload: Buffer;
+}
+
 type State = 'first' | 'columns' | 'columns_eof' | 'rows' | 'prep_params' | 'prep_defs' | 'field_list' | 'single' | 'done';
 
 /**
@@ -50,6 +61,23 @@ export class MysqlResponseScanner {
     return this.state === 'done';
   }
 
+  /**
+   * Feeds one logical server packet. Column definitions and rows, nearly every packet of a
+   * resultset, are decided by first byte and length alone, without a view of the payload.
+   */
+  nextPacket(p: ScannedPacket): ScanEvent {
+    if (this.state === 'columns') {
+      if (--this.remaining === 0) this.state = this.deprecateEof ? 'rows' : 'columns_eof';
+      return MORE;
+    }
+    if (this.state === 'rows') {
+      const h = p.head;
+      if (h !== ERR_HEADER && h !== EOF_HEADER) return MORE;
+      if (h === EOF_HEADER && !(this.deprecateEof ? p.payloadLength < MAX_PACKET_PAYLOAD && p.payloadLength >= 7 : p.payloadLength < 9)) return MORE;
+    }
+    return this.next(p.payload);
+  }
+
   /** Feeds one logical server packet payload. */
   next(p: Buffer): ScanEvent {
     const h = p.length > 0 ? p[0]! : -1;
@@ -59,25 +87,25 @@ export class MysqlResponseScanner {
       case 'first':
         if (h === ERR_HEADER) return this.end(null, true);
         if (h === OK_HEADER) return this.afterOk(p);
-        if (h === LOCAL_INFILE_HEADER) return { kind: 'local_infile' };
+        if (h === LOCAL_INFILE_HEADER) return LOCAL_INFILE;
         this.remaining = new PayloadReader(p).lenenc();
         if (this.remaining === 0) throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, 'mysql resultset of 0 columns');
         this.state = 'columns';
-        return { kind: 'more' };
+        return MORE;
       case 'columns':
         if (--this.remaining === 0) this.state = this.deprecateEof ? 'rows' : 'columns_eof';
-        return { kind: 'more' };
+        return MORE;
       case 'columns_eof':
         // A COM_STMT_EXECUTE that opened a cursor ends here: rows come only with COM_STMT_FETCH.
         if (h === EOF_HEADER && p.length >= 5 && p.readUInt16LE(3) & Status.CURSOR_EXISTS) return this.afterEof(p);
         this.state = 'rows';
-        return { kind: 'more' };
+        return MORE;
       case 'rows':
         if (h === ERR_HEADER) return this.end(null, true);
         if (h === EOF_HEADER && (this.deprecateEof ? p.length < MAX_PACKET_PAYLOAD && p.length >= 7 : p.length < 9)) {
           return this.deprecateEof ? this.afterOk(p) : this.afterEof(p);
         }
-        return { kind: 'more' };
+        return MORE;
       case 'prep_params': {
         if (h === ERR_HEADER) return this.end(null, true);
         // COM_STMT_PREPARE_OK: 0x00, stmt id u32, columns u16, params u16, filler, warnings u16;
@@ -97,7 +125,7 @@ export class MysqlResponseScanner {
         if (h === ERR_HEADER) return this.end(null, true);
         // Column definitions start with the lenenc catalog "def" (0x03): a 0xfe ends the list.
         if (h === EOF_HEADER) return p.length < 9 ? this.afterEof(p) : this.afterOk(p);
-        return { kind: 'more' };
+        return MORE;
       case 'prep_defs':
         return --this.remaining === 0 ? this.end(this.lastStatus, false) : { kind: 'more' };
     }
@@ -118,7 +146,7 @@ export class MysqlResponseScanner {
     this.lastStatus = status;
     if (status & Status.MORE_RESULTS_EXISTS) {
       this.state = 'first';
-      return { kind: 'more' };
+      return MORE;
     }
     return this.end(status, false);
   }
