@@ -27,6 +27,8 @@ interface Entry {
   synthetic: Buffer | null;
   /** The server refused or skipped the message (a failed Parse must not count as prepared). */
   onSkip?: () => void;
+  /** TERMINATORS[kind], looked up once here: by kind per frame it was a megamorphic keyed load. */
+  ends: ReadonlySet<number>;
 }
 
 const T_ERROR = 0x45; // 'E'
@@ -71,13 +73,13 @@ export class ResponseFilter {
   }
 
   expect(kind: EntryKind, swallow = false, onSkip?: () => void): void {
-    this.entries.push({ kind, swallow, synthetic: null, onSkip });
+    this.entries.push({ kind, swallow, synthetic: null, onSkip, ends: TERMINATORS[kind] });
     if (swallow) this.special++;
   }
 
   /** An answer made up by the proxy, sent once everything before it was answered. */
   synthesize(kind: EntryKind, frame: Buffer): void {
-    this.entries.push({ kind, swallow: false, synthetic: frame });
+    this.entries.push({ kind, swallow: false, synthetic: frame, onSkip: undefined, ends: TERMINATORS[kind] });
     this.special++;
   }
 
@@ -223,7 +225,7 @@ export class ResponseFilter {
       return false;
     }
     if (type === T_ERROR && !entry.swallow) this.errorSinceReady = true;
-    if (TERMINATORS[entry.kind].has(type)) {
+    if (entry.ends.has(type)) {
       this.pop();
       if (type === T_READY) {
         this.emitSynthetic(this.queuedSynthetic);
