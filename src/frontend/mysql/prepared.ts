@@ -75,7 +75,9 @@ export class PreparedStatements {
       }
     }
     const h = await this.s.connFor(c, pin || cursor, dependent);
-    const r = await this.prepareOn(h, stmt.sql, false);
+    // Prepared on this connection already (the common case): no promise to wait for.
+    const known = this.preparedOn(h, stmt.sql);
+    const r = known ?? (await this.prepareOn(h, stmt.sql, false));
     if (!r.ok) {
       this.s.reply(r.error, seq);
       this.s.settle(h, NO_WRITE, { status: null, error: true, warnings: 0, last: r.error });
@@ -161,6 +163,17 @@ export class PreparedStatements {
 
   private unknown(id: number, where: string, seq: number): void {
     this.s.reply(buildErr({ errno: 1243, sqlState: 'HY000', message: `Unknown prepared statement handler (${id}) given to ${where}` }), seq);
+  }
+
+  /** The connection's statement for `sql` when it has one (marked most recently used), else null. */
+  private preparedOn(h: Held, sql: string): Prepared | null {
+    const conn = h.conn;
+    const key = statementKey(conn.db, sql);
+    const cached = conn.prepared.get(key);
+    if (!cached) return null;
+    conn.prepared.delete(key);
+    conn.prepared.set(key, cached);
+    return { ok: true, stmt: cached, packets: [] };
   }
 
   /**
