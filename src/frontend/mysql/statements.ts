@@ -62,7 +62,9 @@ export function rewriteExecute(payload: Buffer, stmt: ClientStatement, backend: 
     if (out[flagPos] === 1) {
       const end = flagPos + 1 + 2 * stmt.params;
       if (end > out.length) throw new SwitchyardError(ErrorCodes.PROTOCOL_VIOLATION, 'COM_STMT_EXECUTE truncated');
-      stmt.types = Buffer.from(out.subarray(flagPos + 1, end));
+      // Clients send the same types on every execute: copied only when they change.
+      const types = out.subarray(flagPos + 1, end);
+      if (stmt.types === null || !stmt.types.equals(types)) stmt.types = Buffer.from(types);
     } else if (stmt.types) {
       // Always put them back: a server statement is shared by every session that prepared the
       // same text on this connection, so the types it remembers may be another session's.
