@@ -57,6 +57,8 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
   private readonly queue: MysqlPacket[] = [];
   private busy = false;
   private closed = false;
+  /** KILL CONNECTION of this session is under way: a read its backend answers 1927 for is not run again elsewhere. */
+  private killed = false;
   held: Held | null = null;
   private pinned = false;
   /** Held only for a statement that reads what the last one left (see class comment). */
@@ -354,11 +356,11 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
     try {
       end = await this.runOnce(h, bytes, kind, hold);
     } catch (err) {
-      if (this.closed || hold.passed || !isSwitchyardError(err) || err.code !== ErrorCodes.BACKEND_GONE) throw err;
+      if (this.closed || this.killed || hold.passed || !isSwitchyardError(err) || err.code !== ErrorCodes.BACKEND_GONE) throw err;
       return this.runAgain(h, retryable, bytes, sink, (err as Error).message);
     }
     if (!hold.goingAway) return end;
-    if (this.closed) throw new SwitchyardError(ErrorCodes.BACKEND_GONE, 'client closed');
+    if (this.closed || this.killed) throw new SwitchyardError(ErrorCodes.BACKEND_GONE, 'client closed');
     return this.runAgain(h, retryable, bytes, sink, 'the server said the connection is going away');
   }
 
@@ -558,6 +560,8 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
 
   async killConnection(): Promise<void> {
     const conn = this.running ?? this.held?.conn;
+    // Before the KILL: its 1927 must end this read, not send it to another node to run again.
+    this.killed = true;
     if (conn) await killOnNode(this, conn, `KILL ${conn.threadId}`).catch(() => undefined);
     this.socket.destroy();
     this.onClientClosed();
