@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { hookClientReads } from './client-reads.js';
 
 /** Splits `host:port` or `[v6]:port`. */
 export function splitHostPort(address: string): { host: string; port: number } {
@@ -38,6 +39,7 @@ export function listen(address: string, onConnection: (socket: net.Socket) => vo
     server.once('error', reject);
     server.listen({ host, port, backlog: 1024 }, () => {
       server.removeListener('error', reject);
+      hookClientReads(server);
       const bound = server.address() as net.AddressInfo;
       resolve({
         address,
