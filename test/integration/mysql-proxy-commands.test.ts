@@ -132,6 +132,20 @@ describe('KILL through the proxy', () => {
     victim.destroy();
   });
 
+  it('a client that disconnects while its statement runs: the statement stops on its node (its backend thread is killed), other sessions go on', async () => {
+    const other = await connectThrough(proxy, app);
+    // (mysql2 never settles the query of a connection it destroyed: `ended` is not awaited.)
+    const { victim, node } = await sleepingVictim('SELECT SLEEP(33)');
+    const closedAt = Date.now();
+    victim.destroy(); // the socket closes without COM_QUIT, mid-statement
+    const gone = await waitGone('SELECT SLEEP(33)');
+    console.log(`[mysql kill] client gone mid-statement: SLEEP on ${node} stopped ${Date.now() - closedAt} ms after the client closed (${gone} ms of polling)`);
+    expect(Date.now() - closedAt).toBeLessThan(3000);
+    const [r] = await other.query<mysql.RowDataPacket[]>('SELECT 9 AS nine');
+    expect(r[0]!.nine).toBe(9);
+    await other.end();
+  });
+
   it('COM_PROCESS_KILL <proxy id> over a raw logged-in socket: OK, the victim is disconnected and its backend thread killed; unknown id 1094', async () => {
     const raw = await connectMysql({ host: '127.0.0.1', port: proxy.port, user: app.user, password: app.password, database: 'app' });
     try {

@@ -625,8 +625,8 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
 
   /**
    * The client is gone. A connection it held must not go back dirty: one
-   * running a command, or pinned (temporary tables, locks, user variables), is
-   * destroyed; one with an open transaction or autocommit off is rolled back
+   * running a command (its server thread is killed), or pinned (temporary
+   * tables, locks, user variables), is destroyed; one with an open transaction or autocommit off is rolled back
    * and reset first; otherwise it goes back as it is.
    */
   onClientClosed(): void {
@@ -644,6 +644,11 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
     if (!h) return;
     h.conn.onLost = null;
     if (h.conn.busy || this.pinned || this.cursorOpen || this.infile) {
+      // A statement still running there would run to its end (MariaDB does not notice a closed
+      // socket while it executes, e.g. a SLEEP or a long scan): its thread is killed, as
+      // PgSession cancels. Only a connection that is destroyed anyway is killed by thread id, so
+      // the id cannot belong to another session's command by then. KILL CONNECTION did it already.
+      if (h.conn.busy && !this.killed) void killOnNode(this, h.conn, `KILL ${h.conn.threadId}`).catch(() => undefined);
       h.pool.discard(h.conn);
       h.conn.destroy();
     } else if (this.mustKeepStatus(h.conn.status)) {
