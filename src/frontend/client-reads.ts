@@ -46,6 +46,8 @@ interface ServerInternals {
   pauseOnConnect?: boolean;
   allowHalfOpen?: boolean;
   noDelay?: boolean;
+  keepAlive?: boolean;
+  keepAliveInitialDelay?: number;
 }
 
 /**
@@ -70,10 +72,11 @@ export function hookClientReads(server: net.Server): boolean {
       writable: true,
       onread: ONREAD,
     } as net.SocketConstructorOpts);
+    // The rest as Node's own onconnection does it.
     if (internals.noDelay) socket.setNoDelay(true);
+    if (internals.keepAlive) socket.setKeepAlive(true, internals.keepAliveInitialDelay);
     internals._connections++;
-    (socket as unknown as { server: net.Server; _server: net.Server }).server = server;
-    (socket as unknown as { _server: net.Server })._server = server;
+    Object.assign(socket, { server, _server: server });
     server.emit('connection', socket);
   };
   return true;

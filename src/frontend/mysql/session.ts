@@ -39,6 +39,7 @@ export interface Held {
 
 /** Queued client packets above which the client socket is paused. */
 const MAX_QUEUED = 256;
+const DONE: Promise<void> = Promise.resolve();
 
 /**
  * The command phase of one MySQL client connection. Commands run one at a
@@ -57,8 +58,6 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
   private readonly queue: MysqlPacket[] = [];
   private busy = false;
   private closed = false;
-  /** KILL CONNECTION of this session is under way: a read its backend answers 1927 for is not run again elsewhere. */
-  private killed = false;
   held: Held | null = null;
   private pinned = false;
   /** Held only for a statement that reads what the last one left (see class comment). */
@@ -356,11 +355,11 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
     try {
       end = await this.runOnce(h, bytes, kind, hold);
     } catch (err) {
-      if (this.closed || this.killed || hold.passed || !isSwitchyardError(err) || err.code !== ErrorCodes.BACKEND_GONE) throw err;
+      if (this.closed || hold.passed || !isSwitchyardError(err) || err.code !== ErrorCodes.BACKEND_GONE) throw err;
       return this.runAgain(h, retryable, bytes, sink, (err as Error).message);
     }
     if (!hold.goingAway) return end;
-    if (this.closed || this.killed) throw new SwitchyardError(ErrorCodes.BACKEND_GONE, 'client closed');
+    if (this.closed) throw new SwitchyardError(ErrorCodes.BACKEND_GONE, 'client closed');
     return this.runAgain(h, retryable, bytes, sink, 'the server said the connection is going away');
   }
 
@@ -558,13 +557,14 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
     if (conn) await killOnNode(this, conn, `KILL QUERY ${conn.threadId}`);
   }
 
+  /**
+   * Closed first, then the running statement's thread killed (by onClientClosed): a closed
+   * session never runs its read again elsewhere when the backend answers the KILL with 1927.
+   * An idle held connection is given back as for any client that leaves (rolled back if needed).
+   */
   async killConnection(): Promise<void> {
-    const conn = this.running ?? this.held?.conn;
-    // Before the KILL: its 1927 must end this read, not send it to another node to run again.
-    this.killed = true;
-    if (conn) await killOnNode(this, conn, `KILL ${conn.threadId}`).catch(() => undefined);
     this.socket.destroy();
-    this.onClientClosed();
+    await this.onClientClosed();
   }
 
   /** COM_RESET_CONNECTION: the session starts afresh (its database stays); a connection it held with state is dropped. */
@@ -627,10 +627,11 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
    * The client is gone. A connection it held must not go back dirty: one
    * running a command (its server thread is killed), or pinned (temporary
    * tables, locks, user variables), is destroyed; one with an open transaction or autocommit off is rolled back
-   * and reset first; otherwise it goes back as it is.
+   * and reset first; otherwise it goes back as it is. Resolves when the KILL of a running
+   * statement has been answered.
    */
-  onClientClosed(): void {
-    if (this.closed) return;
+  onClientClosed(): Promise<void> {
+    if (this.closed) return DONE;
     this.closed = true;
     this.idle.stop();
     this.runtime.unregister(this.id.connectionId);
@@ -641,16 +642,17 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
     this.endLinger();
     const h = this.held;
     this.held = null;
-    if (!h) return;
+    if (!h) return DONE;
     h.conn.onLost = null;
     if (h.conn.busy || this.pinned || this.cursorOpen || this.infile) {
       // A statement still running there would run to its end (MariaDB does not notice a closed
       // socket while it executes, e.g. a SLEEP or a long scan): its thread is killed, as
       // PgSession cancels. Only a connection that is destroyed anyway is killed by thread id, so
-      // the id cannot belong to another session's command by then. KILL CONNECTION did it already.
-      if (h.conn.busy && !this.killed) void killOnNode(this, h.conn, `KILL ${h.conn.threadId}`).catch(() => undefined);
+      // the id cannot belong to another session's command by then.
+      const killing = h.conn.busy ? killOnNode(this, h.conn, `KILL ${h.conn.threadId}`).catch(() => undefined) : DONE;
       h.pool.discard(h.conn);
       h.conn.destroy();
+      return killing;
     } else if (this.mustKeepStatus(h.conn.status)) {
       void h.conn.rollbackAndAutocommit().then((ok) => {
         if (ok) h.pool.release(h.conn);
@@ -660,6 +662,7 @@ export class MysqlSession implements MysqlKillable, IdleWatched {
         }
       });
     } else this.giveBack(h);
+    return DONE;
   }
 
   private mustKeepStatus(st: number): boolean {
