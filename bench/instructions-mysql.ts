@@ -17,7 +17,8 @@
  *   4. print the functions whose count grew most per query (V8 builtins, GC and libuv by
  *      name; JIT-compiled JavaScript shows as ???).
  * HAProxy (TCP mode, one frontend to the primary) is measured the same way as the peer
- * (--peer-only: only HAProxy). Kernel work (the socket syscalls) is not counted.
+ * (--peer-only: only HAProxy and the relay), and so is bench/node-relay.mjs, the floor of a
+ * Node.js proxy (bytes relayed, nothing parsed). Kernel work (the socket syscalls) is not counted.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -219,8 +220,24 @@ listen write
   bind 127.0.0.1:${port}
   server primary 127.0.0.1:${primaryPort}
 `);
-  const out = join(dir, `cg-haproxy-${events}.out`);
-  const child = spawn('valgrind', ['--tool=cachegrind', '--cache-sim=no', `--cachegrind-out-file=${out}`, HAPROXY, '-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return underCachegrind(dir, 'haproxy', [HAPROXY, '-db', '-f', cfg], port, b, events);
+}
+
+/**
+ * bench/node-relay.mjs under cachegrind for one sysbench run (its write port, to the primary):
+ * the floor of a Node.js proxy, on the same single-threaded V8 as switchyard's measurement.
+ */
+async function measureRelay(dir: string, primaryPort: number, b: Bench, events: number) {
+  const write = await freePort();
+  const read = await freePort();
+  const relay = [process.execPath, '--single-threaded', join(ROOT, 'bench', 'node-relay.mjs'), '--write', String(write), '--read', String(read), '--primary', String(primaryPort), '--replicas', String(primaryPort)];
+  return underCachegrind(dir, 'node-relay', relay, write, b, events);
+}
+
+/** One sysbench run through `command` (listening on `port`) under cachegrind: its instruction counts. */
+async function underCachegrind(dir: string, name: string, command: string[], port: number, b: Bench, events: number) {
+  const out = join(dir, `cg-${name}-${events}.out`);
+  const child = spawn('valgrind', ['--tool=cachegrind', '--cache-sim=no', `--cachegrind-out-file=${out}`, ...command], { stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += String(d)));
@@ -232,7 +249,7 @@ listen write
   } catch (e) {
     child.kill('SIGKILL');
     await stop(child);
-    throw new Error(`haproxy: ${(e as Error).message}\n${stderr.slice(-2000)}`);
+    throw new Error(`${name}: ${(e as Error).message}\n${stderr.slice(-2000)}`);
   }
 }
 
@@ -273,6 +290,11 @@ async function main() {
       peer = perUnit(hs, hl);
     }
 
+    // 1b. the Node.js floor: bench/node-relay.mjs.
+    const rs = await measureRelay(dir, primary.port, b, shortEvents);
+    const rl = await measureRelay(dir, primary.port, b, o.events);
+    const relay = perUnit(rs, rl);
+
     // 2. switchyard.
     let sy: (ReturnType<typeof perUnit> & { top: ReturnType<typeof topPerQuery> }) | null = null;
     if (!o.peerOnly) {
@@ -287,6 +309,7 @@ async function main() {
     console.log(`${label}, ${shortEvents} vs ${o.events} transactions (${qpt ?? '?'} queries per transaction):`);
     if (sy) console.log(`  switchyard: ${fmt(sy.perQuery)} instructions per query, ${fmt(sy.perTx)} per transaction (user space)`);
     console.log(`  HAProxy:    ${peer ? `${fmt(peer.perQuery)} instructions per query, ${fmt(peer.perTx)} per transaction` : 'not measured'}`);
+    console.log(`  node-relay: ${fmt(relay.perQuery)} instructions per query, ${fmt(relay.perTx)} per transaction`);
     if (sy) for (const t of sy.top.slice(0, 20)) console.log(`  ${String(t.ir_per_query).padStart(8)}  ${t.fn.slice(0, 150)}`);
     const result = {
       workload: label,
@@ -297,6 +320,8 @@ async function main() {
       instructions_per_tx: sy ? Math.round(sy.perTx) : null,
       haproxy_instructions_per_query: peer ? Math.round(peer.perQuery) : null,
       haproxy_instructions_per_tx: peer ? Math.round(peer.perTx) : null,
+      node_relay_instructions_per_query: Math.round(relay.perQuery),
+      node_relay_instructions_per_tx: Math.round(relay.perTx),
       top_functions_per_query: sy?.top ?? null,
     };
     mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });

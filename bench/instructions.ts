@@ -15,7 +15,8 @@
  *      runs of the same script, and repeat when a change is smaller than that;
  *   3. print the functions whose count grew most per transaction (V8 builtins, GC
  *      and libuv by name; JIT-compiled JavaScript shows as ???).
- * PgBouncer is measured the same way after each mode (--peer-only: only PgBouncer).
+ * PgBouncer and bench/node-relay.mjs (the floor of a Node.js proxy: bytes relayed, nothing
+ * parsed) are measured the same way after each mode (--peer-only: only those two).
  * Kernel work (the socket syscalls themselves) is not counted: see `syscalls` in the
  * output, counted with strace over a plain (not Valgrind) run of 5x as many transactions.
  */
@@ -110,6 +111,17 @@ function readCachegrind(file: string): { total: number; byFn: Map<string, number
   return { total, byFn };
 }
 
+/**
+ * Per transaction, the instructions V8's optimising compiler (TurboFan, on the main thread
+ * under --single-threaded) spent in the long run beyond the short one: warm-up that one run
+ * happened to do and the other did not, and the main source of the figure's run-to-run spread.
+ */
+function compilerPerTx(short: Map<string, number>, long: Map<string, number>, dTx: number): number {
+  let sum = 0;
+  for (const [fn, ir] of long) if (/v8::internal::compiler::|v8::internal::maglev::|v8::internal::Parser|v8::internal::interpreter::BytecodeGenerator/.test(fn)) sum += ir - (short.get(fn) ?? 0);
+  return Math.round(sum / dTx);
+}
+
 /** Per transaction, the functions whose instruction count grew most from the short to the long run. */
 function topPerTx(short: Map<string, number>, long: Map<string, number>, dTx: number): { ir_per_tx: number; fn: string }[] {
   return [...long.entries()]
@@ -162,24 +174,13 @@ async function measure(dir: string, nodes: { name: string; port: number }[], mod
 }
 
 /**
- * The same two-run difference for PgBouncer (transaction pooling, every query to the
- * primary), the C pooler the issue compares CPU per transaction with.
+ * The same two-run difference for another process in front of the cluster: `start` spawns it
+ * (under Valgrind) for a run of `n` transactions and says which port pgbench connects to.
  */
-async function measurePgbouncer(dir: string, primaryPort: number, mode: string, tx: number): Promise<number | null> {
-  const bin = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((b) => spawnSync(b, ['--version']).status === 0);
-  if (!bin) return null;
-  // PgBouncer refuses to run as root: run it as postgres, in a directory it may write.
-  const ids = process.getuid?.() === 0 ? { uid: Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout), gid: Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout) } : {};
+async function twoRunDifference(mode: string, tx: number, start: (n: number) => Promise<{ child: ChildProcess; port: number; out: string }>): Promise<number | null> {
   const totals: number[] = [];
   for (const n of [Math.round(tx / 3), tx]) {
-    const pdir = join(dir, `pgbouncer-${mode}-${n}`);
-    mkdirSync(pdir, { recursive: true });
-    const port = await freePort();
-    writeFileSync(join(pdir, 'userlist.txt'), '"app" "app"\n');
-    writeFileSync(join(pdir, 'pgbouncer.ini'), `[databases]\napp = host=127.0.0.1 port=${primaryPort} dbname=app\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = ${join(pdir, 'userlist.txt')}\npool_mode = transaction\ndefault_pool_size = 4\nmax_prepared_statements = 100\n`);
-    if (ids.uid !== undefined) spawnSync('chown', ['-R', `${ids.uid}:${ids.gid}`, pdir]);
-    const out = join(pdir, 'cg.out');
-    const child = spawn('valgrind', ['--tool=cachegrind', '--cache-sim=no', `--cachegrind-out-file=${out}`, bin, join(pdir, 'pgbouncer.ini')], { stdio: 'ignore', ...ids });
+    const { child, port, out } = await start(n);
     for (let i = 0; i < 120; i++) {
       const up = await new Promise<boolean>((res) => net.connect(port, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); res(true); }).once('error', () => res(false)));
       if (up) break;
@@ -194,9 +195,47 @@ async function measurePgbouncer(dir: string, primaryPort: number, mode: string, 
   return (totals[1]! - totals[0]!) / (tx - Math.round(tx / 3));
 }
 
+/**
+ * PgBouncer (transaction pooling, every query to the primary), the C pooler the issue
+ * compares CPU per transaction with.
+ */
+async function measurePgbouncer(dir: string, primaryPort: number, mode: string, tx: number): Promise<number | null> {
+  const bin = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((b) => spawnSync(b, ['--version']).status === 0);
+  if (!bin) return null;
+  // PgBouncer refuses to run as root: run it as postgres, in a directory it may write.
+  const ids = process.getuid?.() === 0 ? { uid: Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout), gid: Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout) } : {};
+  return twoRunDifference(mode, tx, async (n) => {
+    const pdir = join(dir, `pgbouncer-${mode}-${n}`);
+    mkdirSync(pdir, { recursive: true });
+    const port = await freePort();
+    writeFileSync(join(pdir, 'userlist.txt'), '"app" "app"\n');
+    writeFileSync(join(pdir, 'pgbouncer.ini'), `[databases]\napp = host=127.0.0.1 port=${primaryPort} dbname=app\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = ${join(pdir, 'userlist.txt')}\npool_mode = transaction\ndefault_pool_size = 4\n`);
+    if (ids.uid !== undefined) spawnSync('chown', ['-R', `${ids.uid}:${ids.gid}`, pdir]);
+    // The output file goes in the directory PgBouncer's user may write.
+    const child = spawn('valgrind', ['--tool=cachegrind', '--cache-sim=no', `--cachegrind-out-file=${join(pdir, 'cg.out')}`, bin, join(pdir, 'pgbouncer.ini')], { stdio: 'ignore', ...ids });
+    return { child, port, out: join(pdir, 'cg.out') };
+  });
+}
+
+/**
+ * bench/node-relay.mjs: the floor of a Node.js proxy (bytes relayed, nothing parsed), on the
+ * same single-threaded V8 as the proxy's own measurement.
+ */
+async function measureRelay(dir: string, nodes: { port: number }[], mode: string, tx: number): Promise<number | null> {
+  return twoRunDifference(mode, tx, async (n) => {
+    const write = await freePort();
+    const read = await freePort();
+    const out = join(dir, `cg-relay-${mode}-${n}.out`);
+    const child = spawn('valgrind', ['--tool=cachegrind', '--cache-sim=no', `--cachegrind-out-file=${out}`, process.execPath, '--single-threaded', join(ROOT, 'bench', 'node-relay.mjs'), '--write', String(write), '--read', String(read), '--primary', String(nodes[0]!.port), '--replicas', nodes.slice(1).map((x) => x.port).join(',')], { stdio: 'ignore' });
+    return { child, port: read, out };
+  });
+}
+
 async function main() {
   const o = args();
   const dir = mkdtempSync(join(tmpdir(), 'sy-instr-'));
+  // PgBouncer runs as postgres (it refuses root) and writes its Valgrind output below this directory.
+  if (process.getuid?.() === 0) spawnSync('chmod', ['755', dir]);
   const pg = await PgCluster.start({ replicas: 2 });
   const hasStrace = spawnSync('strace', ['-V']).status === 0;
   try {
@@ -209,8 +248,9 @@ async function main() {
     for (const mode of o.modes) {
       if (o.peerOnly) {
         const b = await measurePgbouncer(dir, pg.info.nodes[0]!.port, mode, o.tx);
-        console.log(`pgbench -S -M ${mode} -c 1 through PgBouncer: ${b === null ? 'not measured' : Math.round(b).toLocaleString('en')} instructions per transaction`);
-        results.push({ workload: `pgbench -S -M ${mode}`, clients: 1, transactions: o.tx, pgbouncer_instructions_per_tx: b === null ? null : Math.round(b) });
+        const relay = await measureRelay(dir, nodes, mode, o.tx);
+        console.log(`pgbench -S -M ${mode} -c 1 through PgBouncer: ${b === null ? 'not measured' : Math.round(b).toLocaleString('en')} instructions per transaction; Node relay: ${relay === null ? 'not measured' : Math.round(relay).toLocaleString('en')}`);
+        results.push({ workload: `pgbench -S -M ${mode}`, clients: 1, transactions: o.tx, pgbouncer_instructions_per_tx: b === null ? null : Math.round(b), node_relay_instructions_per_tx: relay === null ? null : Math.round(relay) });
         continue;
       }
       const short = await measure(dir, nodes, mode, Math.round(o.tx / 3), false);
@@ -218,14 +258,16 @@ async function main() {
       const dTx = o.tx - Math.round(o.tx / 3);
       const perTx = (long.total - short.total) / dTx;
       const top = topPerTx(short.byFn, long.byFn, dTx);
+      const compiling = compilerPerTx(short.byFn, long.byFn, dTx);
       // Syscalls are counted on a plain (not Valgrind) run: Valgrind makes syscalls of its own.
       const traced = hasStrace ? await measure(dir, nodes, mode, o.tx * 5, true, false) : null;
       const syscallsPerTx = traced?.syscalls ? Object.fromEntries(Object.entries(traced.syscalls).filter(([, v]) => v / (o.tx * 5) >= 0.01).map(([k, v]) => [k, Math.round((v / (o.tx * 5)) * 100) / 100])) : null;
       const bouncer = await measurePgbouncer(dir, pg.info.nodes[0]!.port, mode, o.tx);
-      console.log(`pgbench -S -M ${mode} -c 1: ${Math.round(perTx).toLocaleString('en')} instructions per transaction (user space); PgBouncer: ${bouncer === null ? 'not measured' : Math.round(bouncer).toLocaleString('en')}`);
+      const relay = await measureRelay(dir, nodes, mode, o.tx);
+      console.log(`pgbench -S -M ${mode} -c 1: ${Math.round(perTx).toLocaleString('en')} instructions per transaction (user space; ${compiling.toLocaleString('en')} of them compiling); PgBouncer: ${bouncer === null ? 'not measured' : Math.round(bouncer).toLocaleString('en')}; Node relay: ${relay === null ? 'not measured' : Math.round(relay).toLocaleString('en')}`);
       if (syscallsPerTx) console.log(`  syscalls per transaction: ${JSON.stringify(syscallsPerTx)}`);
       for (const t of top.slice(0, 20)) console.log(`  ${String(t.ir_per_tx).padStart(8)}  ${t.fn.slice(0, 150)}`);
-      results.push({ workload: `pgbench -S -M ${mode}`, clients: 1, transactions: o.tx, instructions_per_tx: Math.round(perTx), pgbouncer_instructions_per_tx: bouncer === null ? null : Math.round(bouncer), syscalls_per_tx: syscallsPerTx, top_functions_per_tx: top });
+      results.push({ workload: `pgbench -S -M ${mode}`, clients: 1, transactions: o.tx, instructions_per_tx: Math.round(perTx), compiler_instructions_per_tx: compiling, pgbouncer_instructions_per_tx: bouncer === null ? null : Math.round(bouncer), node_relay_instructions_per_tx: relay === null ? null : Math.round(relay), syscalls_per_tx: syscallsPerTx, top_functions_per_tx: top });
     }
     mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
     const file = join(ROOT, 'bench', 'results', `${o.name}.json`);

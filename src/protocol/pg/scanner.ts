@@ -21,6 +21,8 @@ export class PgStreamScanner {
   /** Body of a captured frame, filled across chunks. */
   private capture: Buffer | null = null;
   private captureFill = 0;
+  /** 1 at the wanted types: a table, not a Set lookup per frame. */
+  private readonly wantedTypes = new Uint8Array(256);
 
   /**
    * @param wanted types whose payload the caller needs (e.g. 'Z', 'S'); their
@@ -30,10 +32,12 @@ export class PgStreamScanner {
    *   (a protection against a hostile server, not a protocol limit).
    */
   constructor(
-    private readonly wanted: ReadonlySet<number>,
+    wanted: ReadonlySet<number>,
     private readonly onFrame: ScanEvent,
     private readonly maxCapture = 1 << 20,
-  ) {}
+  ) {
+    for (const t of wanted) this.wantedTypes[t & 0xff] = 1;
+  }
 
   feed(chunk: Buffer): void {
     let pos = 0;
@@ -50,21 +54,20 @@ export class PgStreamScanner {
         if (this.bodyLeft === 0) this.finishFrame();
         continue;
       }
-      // 1. Fast path: a whole header inside this chunk.
+      // 1. Fast path: a whole frame inside this chunk: a wanted body is a view, nothing is allocated
+      //    (a ReadyForQuery ends every transaction).
       if (this.headerFill === 0 && len - pos >= HEADER) {
-        this.currentType = chunk[pos]!;
-        this.startBody(chunk.readInt32BE(pos + 1) - 4);
+        const type = chunk[pos]!;
+        const bodyLength = bodyLengthOf(chunk.readInt32BE(pos + 1));
         pos += HEADER;
-        // 2. Fast path: the whole (wanted) body is here too — no copy at all.
-        if (this.capture && len - pos >= this.bodyLeft) {
-          const body = chunk.subarray(pos, pos + this.bodyLeft);
-          pos += this.bodyLeft;
-          this.capture = null;
-          this.bodyLeft = 0;
-          this.onFrame(this.currentType, body);
+        if (len - pos >= bodyLength) {
+          pos += bodyLength;
+          this.onFrame(type, this.wants(type, bodyLength) ? chunk.subarray(pos - bodyLength, pos) : null);
           continue;
         }
-        if (this.bodyLeft === 0) this.finishFrame();
+        // 2. The body goes on in later chunks.
+        this.currentType = type;
+        this.startBody(bodyLength);
         continue;
       }
       // 3. Slow path: a header split across chunks.
@@ -75,7 +78,7 @@ export class PgStreamScanner {
       if (this.headerFill === HEADER) {
         this.headerFill = 0;
         this.currentType = this.header[0]!;
-        this.startBody(this.header.readInt32BE(1) - 4);
+        this.startBody(bodyLengthOf(this.header.readInt32BE(1)));
         if (this.bodyLeft === 0) this.finishFrame();
       }
     }
@@ -93,10 +96,13 @@ export class PgStreamScanner {
     this.captureFill = 0;
   }
 
+  private wants(type: number, bodyLength: number): boolean {
+    return this.wantedTypes[type] === 1 && bodyLength <= this.maxCapture;
+  }
+
   private startBody(bodyLength: number): void {
-    // A server never sends a length below 4; treat it as an empty body rather than looping.
-    this.bodyLeft = bodyLength > 0 ? bodyLength : 0;
-    if (this.wanted.has(this.currentType) && this.bodyLeft <= this.maxCapture) {
+    this.bodyLeft = bodyLength;
+    if (this.wants(this.currentType, bodyLength)) {
       this.capture = Buffer.allocUnsafe(this.bodyLeft);
       this.captureFill = 0;
     } else {
@@ -111,4 +117,9 @@ export class PgStreamScanner {
     this.capture = null;
     if (captured) this.onFrame(this.currentType, captured);
   }
+}
+
+/** A frame's body length from its length field; a server never sends less than 4: an empty body rather than a loop. */
+function bodyLengthOf(lengthField: number): number {
+  return lengthField > 4 ? lengthField - 4 : 0;
 }

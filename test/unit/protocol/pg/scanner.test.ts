@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { PgStreamScanner } from '../../../../src/protocol/pg/scanner.js';
 
@@ -57,6 +57,19 @@ describe('PgStreamScanner', () => {
     let payload: Buffer | null = null;
     new PgStreamScanner(new Set([Z]), (_t, p) => (payload = p)).feed(chunk);
     expect(payload!.buffer).toBe(chunk.buffer);
+  });
+
+  it('allocates no capture buffer for wanted frames that lie inside one chunk (one ReadyForQuery per transaction)', () => {
+    const chunk = Buffer.concat([frame('C', Buffer.from('SELECT 1\0')), frame('S', Buffer.from('a\0b\0')), frame('Z', Buffer.from('I'))]);
+    const spy = vi.spyOn(Buffer, 'allocUnsafe');
+    try {
+      const seen: string[] = [];
+      new PgStreamScanner(new Set([Z, S]), (t, p) => seen.push(`${String.fromCharCode(t)}:${p ? p.toString('latin1') : '-'}`)).feed(chunk);
+      expect(seen).toEqual(['C:-', 'S:a\0b\0', 'Z:I']);
+      expect(spy).not.toHaveBeenCalled();
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('is chunking-independent for random frame sequences (property)', () => {
