@@ -112,8 +112,8 @@ function readCachegrind(file: string): { total: number; byFn: Map<string, number
 }
 
 /**
- * Per transaction, the instructions V8's optimising compiler (TurboFan, on the main thread
- * under --single-threaded) spent in the long run beyond the short one: warm-up that one run
+ * Per transaction, the instructions V8's parser, bytecode generator and optimising compilers
+ * (on the main thread under --single-threaded) spent in the long run beyond the short one: warm-up that one run
  * happened to do and the other did not, and the main source of the figure's run-to-run spread.
  */
 function compilerPerTx(short: Map<string, number>, long: Map<string, number>, dTx: number): number {

@@ -11,8 +11,8 @@
  * Before its first measured run of each workload, every system gets an unrecorded warm-up run
  * (8 clients, --warmup seconds): V8 optimises switchyard's and the Node relay's hot functions
  * on background threads that compete with the client and the servers for the 2 cores, and at
- * 1 client the first 8-second run measured a proxy still partly unoptimised (0.21-0.22 ms
- * mean latency right after start, 0.16-0.20 ms in the same process after a 15 s warm-up).
+ * 1 client the first 8-second run measured a proxy still partly unoptimised (0.20-0.22 ms
+ * mean latency right after start, 0.16-0.22 ms in the same process after a 15 s warm-up).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
